@@ -1,0 +1,60 @@
+"""A connected transport, the bridge that reaches it, and the serializer: shared by all roles."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from ._errors import JobNotFound, ResultTimeout
+from ._record import JobRecord, decode_record
+from ._serializers import Serializer
+from ._transport import Bridge, NatsTransport, bridge_for_current_backend
+
+__all__ = ["Connection"]
+
+T = TypeVar("T")
+
+
+def _is_terminal(data: bytes) -> bool:
+    return decode_record(data).status.is_terminal
+
+
+class Connection:
+    """Opened by a Client or Worker; every call to NATS goes through :meth:`call`."""
+
+    def __init__(self, url: str, serializer: Serializer) -> None:
+        self.url = url
+        self.serializer = serializer
+        self.transport = NatsTransport(url)
+        self._bridge: Bridge | None = None
+
+    async def open(self) -> None:
+        self._bridge = bridge_for_current_backend()
+        await self.call(self.transport.connect)
+
+    async def close(self) -> None:
+        if self._bridge is not None:
+            await self.call(self.transport.close)
+            self._bridge = None
+
+    async def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run a transport coroutine function on the transport's loop (one crossing)."""
+        if self._bridge is None:
+            raise RuntimeError("not connected: use 'async with' on the Client or Worker")
+        return await self._bridge.call(fn, *args)
+
+    async def get_record(self, job_id: str) -> JobRecord:
+        data = await self.call(self.transport.get_record, job_id)
+        if data is None:
+            raise JobNotFound(f"no job {job_id!r} (it never existed or its record expired)")
+        return decode_record(data)
+
+    async def wait_terminal(self, job_id: str, timeout: float | None) -> JobRecord:
+        """Wait, woken by the worker's write, until the job finished, failed or was canceled."""
+        try:
+            data = await self.call(self.transport.wait_record, job_id, _is_terminal, timeout)
+        except TimeoutError:
+            raise ResultTimeout(f"job {job_id} did not finish within {timeout} s") from None
+        if data is None:
+            raise JobNotFound(f"no job {job_id!r} (it never existed or its record expired)")
+        return decode_record(data)

@@ -1,0 +1,57 @@
+"""naq's exceptions: one root, so ``except naq.NaqError`` catches everything naq raises.
+
+NaqError
+├── ConfigurationError (ValueError)   bad option, queue name or function reference
+├── SerializationError (TypeError)    a value the serializer cannot encode or decode
+├── NaqConnectionError (ConnectionError)  NATS unreachable or JetStream unavailable
+├── JobNotFound (LookupError)         no record for that job id (never existed or expired)
+├── ResultTimeout (TimeoutError)      waiting for a result took longer than asked
+└── JobFailed                         the job raised; carries the remote error
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "JobFailed",
+    "JobNotFound",
+    "NaqConnectionError",
+    "NaqError",
+    "ResultTimeout",
+    "SerializationError",
+]
+
+
+class NaqError(Exception):
+    """Root of every exception naq raises."""
+
+
+class ConfigurationError(NaqError, ValueError):
+    """An option, queue name or function reference is invalid."""
+
+
+class SerializationError(NaqError, TypeError):
+    """A value cannot be encoded (at enqueue) or decoded (in the worker)."""
+
+
+class NaqConnectionError(NaqError, ConnectionError):
+    """The NATS server cannot be reached, or JetStream is not enabled on it."""
+
+
+class JobNotFound(NaqError, LookupError):
+    """No record exists for the job id: it never existed or its record expired."""
+
+
+class ResultTimeout(NaqError, TimeoutError):
+    """The job did not finish within the time the caller was willing to wait."""
+
+
+class JobFailed(NaqError):
+    """The job raised in the worker; ``exc_type``, ``message`` and ``traceback`` describe it."""
+
+    def __init__(self, job_id: str, exc_type: str, message: str, traceback: str) -> None:
+        super().__init__(f"job {job_id} failed: {exc_type}: {message}")
+        self.job_id = job_id
+        self.exc_type = exc_type
+        self.message = message
+        self.traceback = traceback

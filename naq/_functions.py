@@ -1,0 +1,56 @@
+"""Function references: turn a callable into an import path and an import path back into it."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from ._errors import ConfigurationError
+
+__all__ = ["describe", "import_path", "resolve"]
+
+
+def describe(func: Callable[..., Any] | str) -> str:
+    """A readable name for display: the import path when there is one, else the repr."""
+    if isinstance(func, str):
+        return func
+    module = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", None)
+    if module and qualname:
+        return f"{module}:{qualname}"
+    return repr(func)
+
+
+def import_path(func: Callable[..., Any] | str) -> str:
+    """The ``"pkg.mod:qualname"`` path a worker can import ``func`` from; else a clear error."""
+    if isinstance(func, str):
+        module, sep, qualname = func.partition(":")
+        if not sep or not module or not qualname:
+            raise ConfigurationError(f"function path must be 'pkg.module:func', got {func!r}")
+        return func
+    if not callable(func):
+        raise ConfigurationError(f"expected a callable or 'pkg.module:func', got {func!r}")
+    path = describe(func)
+    if "<" in path or path.startswith("__main__:") or ":" not in path:
+        raise ConfigurationError(
+            f"{path} cannot be imported by a worker; define it at module level in an "
+            "importable module or pass its path as 'pkg.module:func'"
+        )
+    return path
+
+
+def resolve(path: str) -> Callable[..., Any]:
+    """Import the callable named by ``"pkg.mod:qualname"``."""
+    module_name, sep, qualname = path.partition(":")
+    if not sep or not module_name or not qualname:
+        raise ConfigurationError(f"function path must look like 'pkg.module:func', got {path!r}")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"cannot import {path}: {exc}") from exc
+    if not callable(target):
+        raise ConfigurationError(f"{path} is not callable")
+    return target

@@ -1,0 +1,52 @@
+"""``Job``: a handle on one enqueued job, to read its status and wait for its result."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._errors import JobFailed
+from ._record import JobRecord, JobStatus
+from ._serializers import serializer_for_record
+
+if TYPE_CHECKING:
+    from ._connection import Connection
+
+__all__ = ["Job"]
+
+
+class Job:
+    """A handle on a job by id. ``record`` is the last snapshot read, if any."""
+
+    def __init__(self, connection: Connection, job_id: str, record: JobRecord | None = None):
+        self._connection = connection
+        self.id = job_id
+        self.record = record
+
+    def __repr__(self) -> str:
+        status = self.record.status.value if self.record else "?"
+        return f"<naq.Job {self.id} {status}>"
+
+    async def refresh(self) -> JobRecord:
+        """Read the job's current record (raises JobNotFound when it has none)."""
+        self.record = await self._connection.get_record(self.id)
+        return self.record
+
+    async def get_status(self) -> JobStatus:
+        """The job's current status."""
+        return (await self.refresh()).status
+
+    async def result(self, timeout: float | None = None) -> Any:
+        """Wait for the job to end and return its value, or raise JobFailed with the remote error.
+
+        Raises ResultTimeout (a TimeoutError) when ``timeout`` seconds pass first. The wait
+        is woken by the worker's write of the outcome; nothing polls.
+        """
+        record = await self._connection.wait_terminal(self.id, timeout)
+        self.record = record
+        if record.status is JobStatus.FINISHED:
+            serializer = serializer_for_record(record.serializer, self._connection.serializer)
+            return serializer.decode_value(record.result)
+        error = record.error
+        if error is None:
+            raise JobFailed(self.id, "JobCanceled", f"job ended {record.status.value}", "")
+        raise JobFailed(self.id, error.type, error.message, error.traceback)

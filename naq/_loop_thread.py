@@ -1,0 +1,65 @@
+"""One asyncio event loop per process, in a daemon thread, reached through an anyio portal.
+
+nats-py needs asyncio. Blocking code (naq_sync) and Trio code reach it through this loop.
+It starts on first use, is replaced in a forked child (which must never touch its parent's
+loop or sockets), and, being a daemon thread, never keeps the interpreter from exiting.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import Future
+
+import anyio
+from anyio.from_thread import BlockingPortal
+
+__all__ = ["shared_portal"]
+
+_lock = threading.Lock()
+_portal: BlockingPortal | None = None
+_owner_pid: int | None = None
+
+
+def shared_portal() -> BlockingPortal:
+    """The process's loop-thread portal, started on first use (and again after a fork)."""
+    global _portal, _owner_pid
+    portal, pid = _portal, os.getpid()
+    if portal is not None and _owner_pid == pid:
+        return portal
+    with _lock:
+        if _portal is None or _owner_pid != pid:
+            _portal = _start_loop_thread()
+            _owner_pid = pid
+        return _portal
+
+
+def _start_loop_thread() -> BlockingPortal:
+    ready: Future[BlockingPortal] = Future()
+
+    async def serve() -> None:
+        async with BlockingPortal() as portal:
+            ready.set_result(portal)
+            await portal.sleep_until_stopped()
+
+    def main() -> None:
+        try:
+            anyio.run(serve, backend="asyncio")
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+            raise
+
+    threading.Thread(target=main, name="naq-loop", daemon=True).start()
+    return ready.result()
+
+
+def _reset_after_fork() -> None:
+    # The child has no loop thread and must not use the parent's lock state either.
+    global _lock, _portal, _owner_pid
+    _lock = threading.Lock()
+    _portal = None
+    _owner_pid = None
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)

@@ -1,0 +1,149 @@
+"""Serializers: how a call (function, args, kwargs) and a result become JSON-safe values.
+
+Job records are always JSON so any tool can read them; what differs is how the call and the
+result are encoded inside. ``PickleSerializer`` (the default) takes any Python object and
+base64-encodes a cloudpickle; ``JsonSerializer`` accepts plain JSON values only, names the
+function by import path, and never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pickle
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import cloudpickle
+
+from ._errors import ConfigurationError, SerializationError
+from ._functions import describe, import_path, resolve
+
+__all__ = [
+    "JsonSerializer",
+    "PickleSerializer",
+    "Serializer",
+    "get_serializer",
+    "serializer_for_record",
+]
+
+Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+class Serializer(ABC):
+    """Encodes calls and results for a job record; ``name`` is stored in the record."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def encode_call(
+        self, func: Callable[..., Any] | str, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> tuple[str, Any]:
+        """Return ``(function name for display, JSON-safe payload)`` or raise SerializationError."""
+
+    @abstractmethod
+    def decode_call(self, func_name: str, payload: Any) -> Call:
+        """Rebuild ``(callable, args, kwargs)`` from a record's payload."""
+
+    @abstractmethod
+    def encode_value(self, value: Any) -> Any:
+        """Turn a result into a JSON-safe value."""
+
+    @abstractmethod
+    def decode_value(self, data: Any) -> Any:
+        """Inverse of :meth:`encode_value`."""
+
+
+class PickleSerializer(Serializer):
+    """cloudpickle, so lambdas, closures and any picklable object work. Trust your producers."""
+
+    name = "pickle"
+
+    def encode_call(self, func, args, kwargs):
+        if not callable(func):
+            import_path(func)  # a string must at least be a well-formed path
+        return describe(func), self.encode_value((func, tuple(args), dict(kwargs)))
+
+    def decode_call(self, func_name, payload):
+        func, args, kwargs = self.decode_value(payload)
+        if isinstance(func, str):
+            func = resolve(func)
+        return func, args, kwargs
+
+    def encode_value(self, value):
+        try:
+            data = cloudpickle.dumps(value)
+        except Exception as exc:  # cloudpickle raises many types for unpicklable values
+            raise SerializationError(f"cannot pickle {type(value).__name__}: {exc}") from exc
+        return base64.b64encode(data).decode("ascii")
+
+    def decode_value(self, data):
+        try:
+            return pickle.loads(base64.b64decode(data))
+        except Exception as exc:  # unpickling can raise nearly anything
+            raise SerializationError(f"cannot unpickle payload: {exc}") from exc
+
+
+def _reject(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not a JSON type")
+
+
+class JsonSerializer(Serializer):
+    """Plain JSON: functions by import path, args and results as JSON values. Never unpickles."""
+
+    name = "json"
+
+    def encode_call(self, func, args, kwargs):
+        path = import_path(func)
+        return path, {"args": self.encode_value(list(args)), "kwargs": self.encode_value(kwargs)}
+
+    def decode_call(self, func_name, payload):
+        if (
+            not isinstance(payload, dict)
+            or not isinstance(payload.get("args"), list)
+            or not isinstance(payload.get("kwargs"), dict)
+        ):
+            raise SerializationError("JSON payload must be {'args': [...], 'kwargs': {...}}")
+        return resolve(func_name), tuple(payload["args"]), payload["kwargs"]
+
+    def encode_value(self, value):
+        try:
+            # A dumps/loads round trip proves the value is JSON and yields what a reader sees.
+            return json.loads(json.dumps(value, default=_reject, allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise SerializationError(f"value is not JSON-serializable: {exc}") from exc
+
+    def decode_value(self, data):
+        return data
+
+
+_SERIALIZERS: dict[str, type[Serializer]] = {"pickle": PickleSerializer, "json": JsonSerializer}
+
+
+def get_serializer(choice: str | Serializer | None = None) -> Serializer:
+    """The serializer named by ``choice``, else by env ``NAQ_SERIALIZER``, else pickle."""
+    if isinstance(choice, Serializer):
+        return choice
+    name = choice or os.environ.get("NAQ_SERIALIZER") or "pickle"
+    try:
+        return _SERIALIZERS[name]()
+    except KeyError:
+        raise ConfigurationError(
+            f"unknown serializer {name!r}; choose one of {sorted(_SERIALIZERS)}"
+        ) from None
+
+
+def serializer_for_record(name: str, worker_serializer: Serializer) -> Serializer:
+    """The serializer to decode a record written with ``name``, as the worker's policy allows.
+
+    A JSON worker refuses pickled records outright, so JSON mode can never unpickle.
+    """
+    if name == worker_serializer.name:
+        return worker_serializer
+    if name == "json":
+        return JsonSerializer()
+    raise SerializationError(
+        f"record is encoded with {name!r} but this worker only accepts {worker_serializer.name!r}"
+    )

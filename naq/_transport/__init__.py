@@ -1,0 +1,15 @@
+"""Everything that touches nats-py, and the bridge that reaches it from any backend."""
+
+from ._bridge import Bridge, bridge_for_current_backend
+from ._names import check_job_id, check_queue_name
+from ._nats import Delivery, NatsTransport, Settlement
+
+__all__ = [
+    "Bridge",
+    "Delivery",
+    "NatsTransport",
+    "Settlement",
+    "bridge_for_current_backend",
+    "check_job_id",
+    "check_queue_name",
+]

@@ -1,0 +1,63 @@
+"""Names of naq's JetStream streams, buckets, subjects and consumers, in one place."""
+
+from __future__ import annotations
+
+import re
+
+from .._errors import ConfigurationError
+
+__all__ = [
+    "DEAD_STREAM",
+    "JOBS_BUCKET",
+    "JOBS_STREAM",
+    "check_job_id",
+    "check_queue_name",
+    "consumer_name",
+    "dead_subject",
+    "queue_subject",
+    "record_subject",
+]
+
+JOBS_STREAM = "NAQ_JOBS"
+"""Queued job messages: ``naq.jobs.<queue>``, work-queue retention."""
+JOBS_BUCKET = "naq_jobs"
+"""KV bucket of job records, keyed by job id."""
+DEAD_STREAM = "NAQ_DEAD"
+"""Dead letters: ``naq.dead.<queue>``, the original message plus a ``Naq-Reason`` header."""
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_JOB_ID = re.compile(r"^[A-Za-z0-9_=-]{1,128}$")
+
+
+def check_queue_name(name: str) -> str:
+    """A queue name is one NATS subject token: letters, digits, ``_`` and ``-``, at most 64."""
+    if not isinstance(name, str) or not _TOKEN.match(name):
+        raise ConfigurationError(
+            f"invalid queue name {name!r}: use 1-64 letters, digits, '_' or '-'"
+        )
+    return name
+
+
+def check_job_id(job_id: str) -> str:
+    """A job id is a KV key and a subject token: letters, digits, ``_``, ``-`` and ``=``."""
+    if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
+        raise ConfigurationError(
+            f"invalid job id {job_id!r}: use 1-128 letters, digits, '_', '-' or '='"
+        )
+    return job_id
+
+
+def queue_subject(queue: str) -> str:
+    return f"naq.jobs.{queue}"
+
+
+def dead_subject(queue: str) -> str:
+    return f"naq.dead.{queue}"
+
+
+def record_subject(job_id: str) -> str:
+    return f"$KV.{JOBS_BUCKET}.{job_id}"
+
+
+def consumer_name(queue: str) -> str:
+    return f"naq_{queue}"

@@ -1,0 +1,285 @@
+"""The one place that talks to nats-py. Everything here runs on an asyncio loop.
+
+Methods are coarse on purpose: each is one crossing from a Trio caller (see ``_bridge``),
+so a batch of messages is fetched, kept alive or settled by a single call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+import nats
+import nats.errors
+import nats.js.errors
+from loguru import logger
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js import api
+
+from .._errors import NaqConnectionError
+from ._names import (
+    DEAD_STREAM,
+    JOBS_BUCKET,
+    JOBS_STREAM,
+    consumer_name,
+    dead_subject,
+    queue_subject,
+    record_subject,
+)
+
+__all__ = ["Delivery", "NatsTransport", "Settlement"]
+
+_STREAM_EXISTS = 10058  # JetStream: stream name already in use with a different configuration
+
+
+@attrs.frozen(eq=False)
+class Delivery:
+    """One fetched job message. ``handle`` is opaque outside this module."""
+
+    handle: Msg
+    data: bytes
+    num_delivered: int
+    job_id: str
+
+
+@attrs.frozen
+class Settlement:
+    """What to do with a job after it ran: store its record, then ack or nak its message.
+
+    The record is stored first and the message is acked only once that store is confirmed,
+    so an outcome is never lost (at-least-once). ``delivery=None`` is a record write alone
+    (the "started" update). ``dead_reason`` also copies the message to the dead-letter stream.
+    """
+
+    job_id: str
+    record: bytes | None
+    delivery: Delivery | None = None
+    record_ttl: float | None = None
+    nak_delay: float | None = None
+    dead_reason: str | None = None
+    queue: str = ""
+
+
+class NatsTransport:
+    """naq's view of NATS: job streams, records, consumers. Create and use on one asyncio loop."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._nc: NatsClient | None = None
+        self._js: Any = None
+        self._kv: Any = None
+        self._subs: dict[str, Any] = {}
+        self._closing = False
+
+    # -- connection -------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Connect and make sure naq's streams and bucket exist (idempotent)."""
+        try:
+            self._nc = await nats.connect(
+                self.url,
+                name="naq",
+                max_reconnect_attempts=-1,
+                connect_timeout=5,
+                allow_reconnect=True,
+                error_cb=self._on_error,
+                disconnected_cb=self._on_disconnected,
+                reconnected_cb=self._on_reconnected,
+            )
+        except (OSError, nats.errors.Error, TimeoutError) as exc:
+            raise NaqConnectionError(f"cannot connect to NATS at {self.url}: {exc!r}") from exc
+        self._js = self._nc.jetstream()
+        try:
+            await self._ensure_stream(
+                api.StreamConfig(
+                    name=JOBS_STREAM,
+                    subjects=[queue_subject("*")],
+                    retention=api.RetentionPolicy.WORK_QUEUE,
+                    storage=api.StorageType.FILE,
+                    duplicate_window=120.0,
+                )
+            )
+            await self._ensure_stream(
+                api.StreamConfig(
+                    name=DEAD_STREAM,
+                    subjects=[dead_subject("*")],
+                    retention=api.RetentionPolicy.LIMITS,
+                    storage=api.StorageType.FILE,
+                )
+            )
+            self._kv = await self._ensure_bucket()
+        except (
+            nats.js.errors.ServiceUnavailableError,
+            nats.errors.NoRespondersError,
+            nats.js.errors.NoStreamResponseError,
+        ) as exc:
+            await self.close()
+            raise NaqConnectionError(
+                f"JetStream is not enabled on {self.url}; start nats-server with -js"
+            ) from exc
+
+    async def close(self) -> None:
+        """Flush what is pending and close the connection."""
+        self._closing = True
+        if self._nc is not None and not self._nc.is_closed:
+            await self._nc.close()
+
+    async def _ensure_stream(self, config: api.StreamConfig) -> None:
+        try:
+            await self._js.add_stream(config)
+        except nats.js.errors.BadRequestError as exc:
+            if exc.err_code != _STREAM_EXISTS:
+                raise
+            logger.debug("stream {} exists with other settings; keeping them", config.name)
+
+    async def _ensure_bucket(self) -> Any:
+        try:
+            return await self._js.create_key_value(
+                api.KeyValueConfig(bucket=JOBS_BUCKET, history=1, storage=api.StorageType.FILE)
+            )
+        except nats.js.errors.BadRequestError as exc:
+            if exc.err_code != _STREAM_EXISTS:
+                raise
+            return await self._js.key_value(JOBS_BUCKET)
+
+    async def _on_error(self, exc: Exception) -> None:
+        logger.warning("NATS error on {}: {!r}", self.url, exc)
+
+    async def _on_disconnected(self) -> None:
+        if self._closing:
+            return
+        logger.warning("disconnected from NATS at {}; reconnecting", self.url)
+
+    async def _on_reconnected(self) -> None:
+        logger.info("reconnected to NATS at {}", self.url)
+
+    # -- producing --------------------------------------------------------------------------
+
+    async def enqueue(self, queue: str, job_id: str, record: bytes) -> None:
+        """Store the queued record, then publish the job message; both confirmed on return.
+
+        Both are sent before either confirmation is awaited (one round trip). The record
+        goes first, so a worker's later updates always land after it.
+        """
+        js = self._js
+        stored = await js.publish_async(record_subject(job_id), record)
+        queued = await js.publish_async(
+            queue_subject(queue), record, headers={"Nats-Msg-Id": job_id}
+        )
+        await asyncio.gather(stored, queued)
+
+    async def get_record(self, job_id: str) -> bytes | None:
+        """The current record of a job, or None when there is none."""
+        try:
+            entry = await self._kv.get(job_id)
+        except nats.js.errors.NotFoundError:  # never written, deleted or purged
+            return None
+        return entry.value
+
+    async def wait_record(
+        self, job_id: str, done: Callable[[bytes], bool], timeout: float | None
+    ) -> bytes | None:
+        """Wait until the record satisfies ``done``; None if the job has no record.
+
+        Subscribes to the record's subject before reading it, so an update landing between
+        the read and the wait is still seen: the caller is woken by the write, never polls.
+        Raises TimeoutError after ``timeout`` seconds.
+        """
+        sub = await self._nc.subscribe(record_subject(job_id))
+        try:
+            async with asyncio.timeout(timeout):
+                current = await self.get_record(job_id)
+                if current is None:
+                    return None
+                while not done(current):
+                    msg = await sub.next_msg(timeout=None)
+                    if msg.data:  # a delete or purge marker has no data
+                        current = msg.data
+            return current
+        finally:
+            await sub.unsubscribe()
+
+    # -- consuming --------------------------------------------------------------------------
+
+    async def ensure_consumer(self, queue: str, ack_wait: float) -> None:
+        """Create or update the queue's durable pull consumer and bind to it."""
+        name = consumer_name(queue)
+        config = api.ConsumerConfig(
+            durable_name=name,
+            filter_subject=queue_subject(queue),
+            ack_policy=api.AckPolicy.EXPLICIT,
+            deliver_policy=api.DeliverPolicy.ALL,
+            ack_wait=ack_wait,
+            max_deliver=-1,
+            max_ack_pending=-1,
+            max_waiting=4096,
+        )
+        await self._js.add_consumer(JOBS_STREAM, config)
+        self._subs[queue] = await self._js.pull_subscribe_bind(name, JOBS_STREAM)
+
+    async def fetch(self, queue: str, batch: int, timeout: float) -> list[Delivery]:
+        """Up to ``batch`` messages from the queue, waiting at most ``timeout`` for the first."""
+        try:
+            msgs = await self._subs[queue].fetch(batch, timeout=timeout)
+        except nats.errors.TimeoutError:
+            return []
+        return [
+            Delivery(
+                msg,
+                msg.data,
+                msg.metadata.num_delivered,
+                (msg.headers or {}).get("Nats-Msg-Id", ""),
+            )
+            for msg in msgs
+        ]
+
+    async def keep_alive(self, deliveries: Sequence[Delivery]) -> None:
+        """Tell the server these jobs are still running, so their ack wait restarts."""
+        for delivery in deliveries:
+            await delivery.handle.in_progress()
+
+    async def hand_back(self, deliveries: Sequence[Delivery]) -> None:
+        """Return messages for immediate redelivery to another worker."""
+        for delivery in deliveries:
+            await delivery.handle.nak()
+        await self._nc.flush()
+
+    async def settle(self, settlements: Sequence[Settlement]) -> list[BaseException | None]:
+        """Store records (and dead letters), then ack or nak their messages; one error slot each.
+
+        A message whose record could not be stored is left unacknowledged so the server
+        delivers it again after its ack wait.
+        """
+        js = self._js
+        pending: list[list[asyncio.Future[Any]]] = []
+        for item in settlements:
+            futures = []
+            if item.record is not None:
+                futures.append(
+                    await js.publish_async(
+                        record_subject(item.job_id), item.record, msg_ttl=item.record_ttl
+                    )
+                )
+            if item.dead_reason is not None and item.delivery is not None:
+                futures.append(
+                    await js.publish_async(
+                        dead_subject(item.queue),
+                        item.delivery.data,
+                        headers={"Naq-Reason": item.dead_reason, "Naq-Job-Id": item.job_id},
+                    )
+                )
+            pending.append(futures)
+        errors: list[BaseException | None] = []
+        for item, futures in zip(settlements, pending, strict=True):
+            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+            error = next((o for o in outcomes if isinstance(o, BaseException)), None)
+            if error is None and item.delivery is not None:
+                if item.nak_delay is None:
+                    await item.delivery.handle.ack()
+                else:
+                    await item.delivery.handle.nak(delay=item.nak_delay or None)
+            errors.append(error)
+        return errors
