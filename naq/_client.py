@@ -178,6 +178,11 @@ class Queue:
     def __repr__(self) -> str:
         return f"<naq.Queue {self.name}>"
 
+    async def count(self) -> int:
+        """Jobs in this queue not yet acknowledged by a worker (waiting or running)."""
+        connection = self.client._connection
+        return await connection.call(connection.transport.queue_depth, self.name)
+
     async def enqueue(self, func: Callable[..., Any] | str, /, *args: Any, **kwargs: Any) -> Job:
         """``Client.enqueue`` on this queue; job options are taken from ``kwargs`` as there."""
         return await self.client.enqueue(func, *args, queue=self.name, **kwargs)

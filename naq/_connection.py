@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ._errors import JobNotFound, ResultTimeout
-from ._record import JobRecord, decode_record
+from ._record import JobRecord, JobStatus, decode_record
 from ._serializers import Serializer
 from ._transport import Bridge, NatsTransport, bridge_for_current_backend
 
@@ -15,8 +15,17 @@ __all__ = ["Connection"]
 T = TypeVar("T")
 
 
-def _is_terminal(data: bytes) -> bool:
-    return decode_record(data).status.is_terminal
+class _StatusIn:
+    """Predicate on raw record bytes, evaluated on the transport's loop."""
+
+    def __init__(self, statuses: frozenset[JobStatus]) -> None:
+        self.statuses = statuses
+
+    def __call__(self, data: bytes) -> bool:
+        return decode_record(data).status in self.statuses
+
+
+_TERMINAL = _StatusIn(frozenset(s for s in JobStatus if s.is_terminal))
 
 
 class Connection:
@@ -49,12 +58,19 @@ class Connection:
             raise JobNotFound(f"no job {job_id!r} (it never existed or its record expired)")
         return decode_record(data)
 
-    async def wait_terminal(self, job_id: str, timeout: float | None) -> JobRecord:
-        """Wait, woken by the worker's write, until the job finished, failed or was canceled."""
+    async def wait_status(
+        self, job_id: str, statuses: frozenset[JobStatus] | None, timeout: float | None
+    ) -> JobRecord:
+        """Wait, woken by each write of the record, until its status is one of ``statuses``.
+
+        ``None`` means any terminal status (finished, failed, canceled).
+        """
+        done = _TERMINAL if statuses is None else _StatusIn(statuses)
         try:
-            data = await self.call(self.transport.wait_record, job_id, _is_terminal, timeout)
+            data = await self.call(self.transport.wait_record, job_id, done, timeout)
         except TimeoutError:
-            raise ResultTimeout(f"job {job_id} did not finish within {timeout} s") from None
+            wanted = "end" if statuses is None else "reach " + "/".join(sorted(statuses))
+            raise ResultTimeout(f"job {job_id} did not {wanted} within {timeout} s") from None
         if data is None:
             raise JobNotFound(f"no job {job_id!r} (it never existed or its record expired)")
         return decode_record(data)

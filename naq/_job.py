@@ -35,13 +35,22 @@ class Job:
         """The job's current status."""
         return (await self.refresh()).status
 
+    async def wait_until(self, *statuses: JobStatus, timeout: float | None = None) -> JobStatus:
+        """Wait until the job reaches one of ``statuses`` (default: any end) and return it.
+
+        Woken by the record's updates, like :meth:`result`; raises ResultTimeout.
+        """
+        wanted = frozenset(JobStatus(s) for s in statuses) if statuses else None
+        self.record = await self._connection.wait_status(self.id, wanted, timeout)
+        return self.record.status
+
     async def result(self, timeout: float | None = None) -> Any:
         """Wait for the job to end and return its value, or raise JobFailed with the remote error.
 
         Raises ResultTimeout (a TimeoutError) when ``timeout`` seconds pass first. The wait
         is woken by the worker's write of the outcome; nothing polls.
         """
-        record = await self._connection.wait_terminal(self.id, timeout)
+        record = await self._connection.wait_status(self.id, None, timeout)
         self.record = record
         if record.status is JobStatus.FINISHED:
             serializer = serializer_for_record(record.serializer, self._connection.serializer)

@@ -202,6 +202,11 @@ class NatsTransport:
         finally:
             await sub.unsubscribe()
 
+    async def queue_depth(self, queue: str) -> int:
+        """Messages waiting in a queue (including ones delivered but not yet acked)."""
+        info = await self._js.stream_info(JOBS_STREAM, subjects_filter=queue_subject(queue))
+        return (info.state.subjects or {}).get(queue_subject(queue), 0)
+
     # -- consuming --------------------------------------------------------------------------
 
     async def ensure_consumer(self, queue: str, ack_wait: float) -> None:

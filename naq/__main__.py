@@ -1,0 +1,5 @@
+"""``python -m naq``: the same as the ``naq`` command."""
+
+from naq.cli import main
+
+main()

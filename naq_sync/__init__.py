@@ -1,0 +1,67 @@
+"""naq_sync: naq for blocking code (Django and Flask views, scripts, notebooks).
+
+    import naq_sync
+    job = naq_sync.enqueue(send_mail, "a@b.c", queue="mail")
+    job.result(timeout=10)
+
+Every call runs the async core on one background event-loop thread per process. The
+module-level functions use a default client connected on first use; ``naq_sync.Client``
+gives an explicit one.
+"""
+
+from typing import Any
+
+from naq import (
+    ConfigurationError,
+    JobFailed,
+    JobNotFound,
+    JobStatus,
+    NaqConnectionError,
+    NaqError,
+    ResultTimeout,
+    Retry,
+    SerializationError,
+)
+
+from ._classes import Client, Job, Queue
+from ._default import default_client
+
+__all__ = [
+    "Client",
+    "ConfigurationError",
+    "Job",
+    "JobFailed",
+    "JobNotFound",
+    "JobStatus",
+    "NaqConnectionError",
+    "NaqError",
+    "Queue",
+    "ResultTimeout",
+    "Retry",
+    "SerializationError",
+    "default_client",
+    "enqueue",
+    "enqueue_call",
+    "fetch_job",
+    "queue",
+]
+
+
+def enqueue(func: Any, /, *args: Any, **kwargs: Any) -> Job:
+    """``naq.Client.enqueue`` on the default client, blocking; returns a naq_sync.Job."""
+    return default_client().enqueue(func, *args, **kwargs)
+
+
+def enqueue_call(func: Any, args: Any = (), kwargs: Any = None, **options: Any) -> Job:
+    """``naq.Client.enqueue_call`` on the default client, blocking."""
+    return default_client().enqueue_call(func, args, kwargs, **options)
+
+
+def fetch_job(job_id: str) -> Job:
+    """``naq.Client.fetch_job`` on the default client, blocking."""
+    return default_client().fetch_job(job_id)
+
+
+def queue(name: str = "default") -> Queue:
+    """A blocking handle on one queue of the default client."""
+    return default_client().queue(name)

@@ -1,0 +1,59 @@
+"""The process's default client for module-level calls like ``naq_sync.enqueue(...)``.
+
+Connected on first use (``NAQ_NATS_URL``, ``NAQ_SERIALIZER``), replaced in a forked child,
+closed at interpreter exit so pending publishes are flushed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+
+from loguru import logger
+
+from naq import NaqError
+
+from ._classes import Client
+
+__all__ = ["default_client"]
+
+_lock = threading.Lock()
+_client: Client | None = None
+_owner_pid: int | None = None
+
+
+def default_client() -> Client:
+    """The default client of this process, connected on first use."""
+    global _client, _owner_pid
+    client, pid = _client, os.getpid()
+    if client is not None and _owner_pid == pid:
+        return client
+    with _lock:
+        if _client is None or _owner_pid != pid:
+            fresh = Client()
+            fresh.__enter__()
+            _client, _owner_pid = fresh, pid
+        return _client
+
+
+@atexit.register
+def _close_default_client() -> None:
+    global _client
+    client, _client = _client, None
+    if client is None or _owner_pid != os.getpid():
+        return
+    try:
+        client.__exit__(None, None, None)
+    except (NaqError, OSError, RuntimeError) as exc:
+        logger.warning("naq_sync: closing the default client at exit failed: {!r}", exc)
+
+
+def _reset_after_fork() -> None:
+    global _lock, _client, _owner_pid
+    _lock = threading.Lock()
+    _client = None
+    _owner_pid = None
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)

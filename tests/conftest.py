@@ -1,0 +1,69 @@
+"""Test harness: one real nats-server per session, every async test on asyncio and Trio."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+
+import naq
+from naq.server import EmbeddedServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> Iterator[str]:
+    """A real nats-server with JetStream (or ``NAQ_TEST_NATS_URL``) for the whole session."""
+    existing = os.environ.get("NAQ_TEST_NATS_URL")
+    if existing:
+        yield existing
+        return
+    with EmbeddedServer() as server:
+        yield server.url
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Run every async test on both backends; trio is a dev dependency, never skipped."""
+    return request.param
+
+
+@pytest.fixture
+def queue_name() -> str:
+    """A queue of this test's own, so tests pass in any order."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def client(nats_url: str) -> AsyncIterator[naq.Client]:
+    async with naq.Client(nats_url) as c:
+        yield c
+
+
+@asynccontextmanager
+async def running_worker(url: str, queues: list[str], **options) -> AsyncIterator[naq.Worker]:
+    """A worker on the test's backend, stopped gracefully when the block ends."""
+    worker = naq.Worker(queues, url=url, **options)
+    async with anyio.create_task_group() as tg:
+        await tg.start(worker.run)
+        yield worker
+        worker.stop()
+
+
+def start_worker_process(
+    url: str, queues: list[str], *options: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``naq worker`` in a real subprocess, importing job functions from the repo root."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "naq", "worker", *queues, "--url", url, *options],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )

@@ -1,0 +1,76 @@
+"""Job functions for the tests; importable by workers in subprocesses too."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import anyio
+
+
+def add(a, b):
+    return a + b
+
+
+async def async_add(a, b):
+    await anyio.sleep(0)
+    return a + b
+
+
+def echo(*args, **kwargs):
+    return {"args": list(args), "kwargs": kwargs}
+
+
+def fail(message="boom"):
+    raise ValueError(message)
+
+
+def fail_until(marker: str, failures: int):
+    """Fail the first ``failures`` calls (counted in a file), then succeed."""
+    path = Path(marker)
+    calls = len(path.read_text().splitlines()) if path.exists() else 0
+    with path.open("a") as f:
+        f.write("call\n")
+    if calls < failures:
+        raise RuntimeError(f"failure {calls + 1}")
+    return calls + 1
+
+
+def record_run(marker: str, seconds: float = 0.0, value: object = "done"):
+    """Append a line to ``marker`` when it starts, then sleep (a sync job)."""
+    with Path(marker).open("a") as f:
+        f.write("run\n")
+    time.sleep(seconds)
+    return value
+
+
+async def async_record_run(marker: str, seconds: float = 0.0, value: object = "done"):
+    """Append a line to ``marker`` when it starts, then sleep on the worker's backend."""
+    with Path(marker).open("a") as f:
+        f.write("run\n")
+    await anyio.sleep(seconds)
+    return value
+
+
+async def async_sleep(seconds: float):
+    await anyio.sleep(seconds)
+    return "slept"
+
+
+def sync_sleep(seconds: float):
+    time.sleep(seconds)
+    return "slept"
+
+
+async def trio_only():
+    """Works only on a Trio worker: uses trio directly."""
+    import trio
+
+    await trio.sleep(0.01)
+    return f"trio {trio.lowlevel.current_task().name is not None}"
+
+
+def unpicklable_result():
+    import threading
+
+    return threading.Lock()

@@ -1,0 +1,177 @@
+"""The core path against a real server: enqueue → worker → result, on asyncio and Trio."""
+
+from __future__ import annotations
+
+import pytest
+
+import naq
+from tests import jobs
+from tests.conftest import running_worker
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_sync_function_result(client, nats_url, queue_name):
+    async with running_worker(nats_url, [queue_name]):
+        job = await client.enqueue(jobs.add, 2, 3, queue=queue_name)
+        assert await job.result(timeout=10) == 5
+        assert await job.get_status() is naq.JobStatus.FINISHED
+
+
+async def test_async_function_result(client, nats_url, queue_name):
+    async with running_worker(nats_url, [queue_name]):
+        job = await client.enqueue(jobs.async_add, 20, 22, queue=queue_name)
+        assert await job.result(timeout=10) == 42
+
+
+async def test_function_by_import_path(client, nats_url, queue_name):
+    async with running_worker(nats_url, [queue_name]):
+        job = await client.enqueue("tests.jobs:add", "a", "b", queue=queue_name)
+        assert await job.result(timeout=10) == "ab"
+
+
+async def test_queued_job_record_and_status(client, queue_name):
+    job = await client.enqueue(jobs.add, 1, 1, queue=queue_name, meta={"who": "test"})
+    fetched = await client.fetch_job(job.id)
+    record = fetched.record
+    assert record.status is naq.JobStatus.QUEUED
+    assert record.queue == queue_name
+    assert record.func_name == "tests.jobs:add"
+    assert record.meta == {"who": "test"}
+    assert record.enqueued_at.utcoffset().total_seconds() == 0
+    assert await client.queue(queue_name).count() == 1
+
+
+async def test_enqueue_call_passes_option_names_as_kwargs(client, nats_url, queue_name):
+    async with running_worker(nats_url, [queue_name]):
+        job = await client.enqueue_call(
+            jobs.echo, args=(1,), kwargs={"queue": "q", "job_id": "j"}, queue=queue_name
+        )
+        assert await job.result(timeout=10) == {
+            "args": [1],
+            "kwargs": {"queue": "q", "job_id": "j"},
+        }
+
+
+async def test_queue_handle(client, nats_url, queue_name):
+    queue = client.queue(queue_name)
+    async with running_worker(nats_url, [queue_name]):
+        job = await queue.enqueue(jobs.add, 4, 5)
+        assert await job.result(timeout=10) == 9
+        job = await queue.enqueue_call(jobs.add, (6, 7))
+        assert await job.result(timeout=10) == 13
+
+
+async def test_unknown_job(client):
+    with pytest.raises(naq.JobNotFound):
+        await client.fetch_job("no-such-job")
+
+
+async def test_result_wait_times_out_without_worker(client, queue_name):
+    job = await client.enqueue(jobs.add, 1, 2, queue=queue_name)
+    with pytest.raises(naq.ResultTimeout) as info:
+        await job.result(timeout=0.2)
+    assert isinstance(info.value, TimeoutError)
+    assert await job.get_status() is naq.JobStatus.QUEUED
+
+
+async def test_retried_then_succeeds(client, nats_url, queue_name, tmp_path):
+    marker = str(tmp_path / "calls")
+    async with running_worker(nats_url, [queue_name]):
+        job = await client.enqueue(
+            jobs.fail_until, marker, 2, queue=queue_name, retry=naq.Retry(max=3, interval=0.05)
+        )
+        assert await job.result(timeout=10) == 3
+        assert job.record.attempts == 3
+
+
+async def test_retries_exhausted_fail_with_remote_traceback(client, nats_url, queue_name):
+    async with running_worker(nats_url, [queue_name]):
+        job = await client.enqueue(
+            jobs.fail, "kaput", queue=queue_name, retry=naq.Retry(max=2, interval=[0.05, 0.1])
+        )
+        with pytest.raises(naq.JobFailed) as info:
+            await job.result(timeout=10)
+    error = info.value
+    assert error.exc_type == "ValueError"
+    assert error.message == "kaput"
+    assert "tests/jobs.py" in error.traceback
+    assert "raise ValueError(message)" in error.traceback
+    record = job.record
+    assert record.status is naq.JobStatus.FAILED
+    assert record.attempts == 3
+    assert record.ended_at >= record.started_at >= record.enqueued_at
+
+
+async def test_failure_without_retry_is_final(client, nats_url, queue_name):
+    async with running_worker(nats_url, [queue_name]):
+        job = await client.enqueue(jobs.fail, queue=queue_name)
+        with pytest.raises(naq.JobFailed):
+            await job.result(timeout=10)
+    assert job.record.attempts == 1
+
+
+async def test_async_job_timeout(client, nats_url, queue_name):
+    async with running_worker(nats_url, [queue_name]):
+        job = await client.enqueue(jobs.async_sleep, 30, queue=queue_name, job_timeout=0.3)
+        with pytest.raises(naq.JobFailed) as info:
+            await job.result(timeout=10)
+    assert info.value.exc_type == "JobTimeout"
+    assert "cancelled" in info.value.message
+
+
+async def test_sync_job_timeout(client, nats_url, queue_name):
+    async with running_worker(nats_url, [queue_name]):
+        job = await client.enqueue(jobs.sync_sleep, 1.5, queue=queue_name, job_timeout=0.3)
+        with pytest.raises(naq.JobFailed) as info:
+            await job.result(timeout=10)
+    assert info.value.exc_type == "JobTimeout"
+    assert "thread was left running" in info.value.message
+
+
+async def test_unserializable_result_fails_the_job(client, nats_url, queue_name):
+    async with running_worker(nats_url, [queue_name]):
+        job = await client.enqueue(jobs.unpicklable_result, queue=queue_name)
+        with pytest.raises(naq.JobFailed) as info:
+            await job.result(timeout=10)
+    assert info.value.exc_type == "SerializationError"
+
+
+async def test_unpicklable_argument_refused_at_enqueue(client, queue_name):
+    import threading
+
+    with pytest.raises(naq.SerializationError):
+        await client.enqueue(jobs.add, threading.Lock(), 1, queue=queue_name)
+    assert await client.queue(queue_name).count() == 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"queue": "bad.name"},
+        {"queue": ""},
+        {"queue": "a b"},
+        {"job_id": "has space"},
+        {"job_timeout": -1},
+        {"retry": "3"},
+        {"result_ttl": -5},
+    ],
+)
+async def test_bad_options_are_clear_errors(client, options):
+    with pytest.raises(naq.ConfigurationError):
+        await client.enqueue(jobs.add, 1, 2, **options)
+
+
+async def test_explicit_job_id(client, nats_url, queue_name):
+    async with running_worker(nats_url, [queue_name]):
+        job = await client.enqueue(jobs.add, 1, 2, queue=queue_name, job_id=f"id-{queue_name}")
+        assert job.id == f"id-{queue_name}"
+        assert await job.result(timeout=10) == 3
+
+
+async def test_worker_serves_several_queues(client, nats_url, queue_name):
+    other = queue_name + "b"
+    async with running_worker(nats_url, [queue_name, other], concurrency=2):
+        first = await client.enqueue(jobs.add, 1, 2, queue=queue_name)
+        second = await client.enqueue(jobs.add, 3, 4, queue=other)
+        assert [await first.result(timeout=10), await second.result(timeout=10)] == [3, 7]

@@ -1,0 +1,85 @@
+"""naq_sync: the blocking facade, from plain threads, against a real worker."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import anyio
+import pytest
+from anyio.from_thread import start_blocking_portal
+
+import naq
+import naq_sync
+from tests import jobs
+
+
+@pytest.fixture
+def background_worker(nats_url: str, queue_name: str) -> Iterator[naq.Worker]:
+    """A worker on its own event loop thread, for tests written in blocking style."""
+    worker = naq.Worker([queue_name], url=nats_url, concurrency=16)
+    with start_blocking_portal() as portal:
+        future, _ = portal.start_task(worker.run)
+        yield worker
+        portal.call(worker.stop)
+        future.result(timeout=30)
+
+
+@pytest.fixture
+def sync_client(nats_url: str) -> Iterator[naq_sync.Client]:
+    with naq_sync.Client(nats_url) as client:
+        yield client
+
+
+def test_enqueue_and_result(sync_client, background_worker, queue_name):
+    job = sync_client.enqueue(jobs.add, 2, 2, queue=queue_name)
+    assert isinstance(job, naq_sync.Job)
+    assert job.result(timeout=10) == 4
+    assert job.get_status() is naq.JobStatus.FINISHED
+    assert sync_client.fetch_job(job.id).record.status is naq.JobStatus.FINISHED
+
+
+def test_failure_raises_job_failed(sync_client, background_worker, queue_name):
+    job = sync_client.enqueue(jobs.fail, "sync", queue=queue_name)
+    with pytest.raises(naq_sync.JobFailed, match="sync"):
+        job.result(timeout=10)
+
+
+def test_eight_threads_at_once(sync_client, background_worker, queue_name):
+    start = threading.Barrier(8)
+    used_loop_threads = set()
+
+    def produce(n: int) -> list[int]:
+        start.wait()
+        handles = [sync_client.enqueue(jobs.add, n, i, queue=queue_name) for i in range(25)]
+        used_loop_threads.add(naq._loop_thread.shared_portal())
+        return [h.result(timeout=30) for h in handles]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(produce, range(8)))
+    assert results == [[n + i for i in range(25)] for n in range(8)]
+    assert len(used_loop_threads) == 1  # one loop thread serves every thread
+
+
+def test_default_client_from_module_functions(background_worker, queue_name, nats_url, monkeypatch):
+    monkeypatch.setenv("NAQ_NATS_URL", nats_url)
+    job = naq_sync.enqueue(jobs.add, 40, 2, queue=queue_name)
+    assert job.result(timeout=10) == 42
+    assert naq_sync.fetch_job(job.id).get_status() is naq.JobStatus.FINISHED
+    assert naq_sync.queue(queue_name).enqueue_call(jobs.add, (1, 2)).result(timeout=10) == 3
+    assert naq_sync.default_client().url == nats_url
+
+
+def test_queue_facade(sync_client, queue_name):
+    queue = sync_client.queue(queue_name)
+    assert isinstance(queue, naq_sync.Queue)
+    assert queue.name == queue_name
+    assert queue.count() == 0
+
+
+@pytest.mark.anyio
+async def test_blocking_call_inside_event_loop_raises(nats_url):
+    with pytest.raises(naq.NaqError, match="would stall the event loop"):
+        naq_sync.Client(nats_url).__enter__()
+    await anyio.sleep(0)

@@ -1,0 +1,123 @@
+"""Pure logic, no server: retry maths, records and UTC, serializers, the public API."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+import naq
+import naq_sync
+from naq._record import decode_record, encode_record
+from naq._serializers import JsonSerializer, PickleSerializer, serializer_for_record
+from tests import jobs
+
+
+class TestRetry:
+    def test_fixed_interval(self):
+        assert [naq.Retry(max=3, interval=2).delay(n) for n in (1, 2, 3)] == [2, 2, 2]
+
+    def test_interval_list_repeats_last(self):
+        retry = naq.Retry(max=5, interval=[1, 5, 10])
+        assert [retry.delay(n) for n in range(1, 6)] == [1, 5, 10, 10, 10]
+
+    def test_exponential_backoff_capped(self):
+        retry = naq.Retry(max=6, interval=1, backoff=2, max_interval=10)
+        assert [retry.delay(n) for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]
+
+    def test_jitter_stays_within_bounds(self):
+        retry = naq.Retry(max=1, interval=10, jitter=0.5)
+        delays = {retry.delay(1, random.Random(seed)) for seed in range(50)}
+        assert all(5 <= d <= 10 for d in delays)
+        assert len(delays) > 10
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [{"max": -1}, {"interval": -1}, {"interval": []}, {"backoff": 0.5}, {"jitter": 2}],
+    )
+    def test_invalid(self, kwargs):
+        with pytest.raises(naq.ConfigurationError):
+            naq.Retry(**kwargs)
+
+
+class TestRecord:
+    def _record(self, **changes):
+        fields = {
+            "id": "abc",
+            "queue": "q",
+            "func_name": "m:f",
+            "serializer": "json",
+            "payload": {"args": [1], "kwargs": {}},
+            "status": naq.JobStatus.QUEUED,
+            "enqueued_at": datetime(2026, 1, 1, 12, 0, tzinfo=timezone(timedelta(hours=2))),
+            "retry": naq.Retry(max=2, interval=[1, 2]),
+        }
+        return naq.JobRecord(**{**fields, **changes})
+
+    def test_round_trip_is_utc(self):
+        decoded = decode_record(encode_record(self._record()))
+        assert decoded.enqueued_at == datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
+        assert decoded.enqueued_at.utcoffset() == timedelta(0)
+        assert decoded.retry == naq.Retry(max=2, interval=(1, 2))
+
+    def test_naive_datetime_is_taken_as_utc(self):
+        naive = self._record(enqueued_at=datetime(2026, 1, 1, 12, 0))
+        decoded = decode_record(encode_record(naive))
+        assert decoded.enqueued_at == datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    @pytest.mark.parametrize("data", [b"\x00\xff garbage", b"[1, 2]", b'{"id": "x"}', b""])
+    def test_garbage_is_a_clear_error(self, data):
+        with pytest.raises(naq.SerializationError, match="not a naq job record"):
+            decode_record(data)
+
+
+class TestSerializers:
+    def test_pickle_round_trips_closures(self):
+        factor = 3
+        func_name, payload = PickleSerializer().encode_call(lambda x: x * factor, (2,), {})
+        func, args, kwargs = PickleSerializer().decode_call(func_name, payload)
+        assert func(*args, **kwargs) == 6
+
+    def test_json_names_function_by_path(self):
+        func_name, payload = JsonSerializer().encode_call(jobs.add, (1, 2), {"x": None})
+        assert func_name == "tests.jobs:add"
+        assert payload == {"args": [1, 2], "kwargs": {"x": None}}
+        assert JsonSerializer().decode_call(func_name, payload) == (jobs.add, (1, 2), {"x": None})
+
+    def test_json_rejects_bad_payload_shape(self):
+        with pytest.raises(naq.SerializationError):
+            JsonSerializer().decode_call("tests.jobs:add", {"args": "nope"})
+
+    def test_json_never_accepts_pickle(self):
+        with pytest.raises(naq.SerializationError):
+            serializer_for_record("pickle", JsonSerializer())
+
+    def test_unknown_serializer_name(self):
+        with pytest.raises(naq.ConfigurationError):
+            naq.Client("nats://x", serializer="yaml")
+
+
+def test_public_api_is_pinned():
+    assert sorted(naq.__all__) == sorted(
+        [
+            "Client", "ConfigurationError", "ErrorInfo", "Job", "JobFailed", "JobNotFound",
+            "JobRecord", "JobStatus", "JsonSerializer", "NaqConnectionError", "NaqError",
+            "PickleSerializer", "Queue", "ResultTimeout", "Retry", "SerializationError",
+            "Serializer", "Worker", "__version__",
+        ]
+    )  # fmt: skip
+    for name in naq.__all__:
+        assert hasattr(naq, name)
+    for name in naq_sync.__all__:
+        assert hasattr(naq_sync, name)
+
+
+def test_error_tree():
+    for error in (
+        naq.ConfigurationError, naq.SerializationError, naq.NaqConnectionError,
+        naq.JobNotFound, naq.ResultTimeout, naq.JobFailed,
+    ):  # fmt: skip
+        assert issubclass(error, naq.NaqError)
+    assert issubclass(naq.ResultTimeout, TimeoutError)
+    assert issubclass(naq.ConfigurationError, ValueError)
