@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import pytest
 
 import naq
@@ -67,3 +68,39 @@ def start_worker_process(
         cwd=ROOT,
         env={**os.environ, **(env or {})},
     )
+
+
+class RunSignals:
+    """Counts job bodies that started, as events: jobs.signal_run connects here when it runs."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.count = 0
+        self._changed = anyio.Event()
+
+    async def wait_for(self, count: int, timeout: float = 30) -> None:
+        with anyio.fail_after(timeout):
+            while self.count < count:
+                await self._changed.wait()
+
+    async def _serve(self, listener, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await listener.serve(self._on_connect)
+
+    async def _on_connect(self, stream) -> None:
+        async with stream:
+            await stream.receive()
+        self.count += 1
+        self._changed.set()
+        self._changed = anyio.Event()
+
+
+@asynccontextmanager
+async def run_signals() -> AsyncIterator[RunSignals]:
+    signals = RunSignals()
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    signals.port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        await tg.start(signals._serve, listener)
+        yield signals
+        tg.cancel_scope.cancel()

@@ -74,3 +74,13 @@ def unpicklable_result():
     import threading
 
     return threading.Lock()
+
+
+def signal_run(port: int, seconds: float = 0.0, value: object = "done"):
+    """Connect to the test's listener on ``port`` when the body starts, then sleep."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.sendall(b"started")
+    time.sleep(seconds)
+    return value

@@ -175,3 +175,30 @@ async def test_worker_serves_several_queues(client, nats_url, queue_name):
         first = await client.enqueue(jobs.add, 1, 2, queue=queue_name)
         second = await client.enqueue(jobs.add, 3, 4, queue=other)
         assert [await first.result(timeout=10), await second.result(timeout=10)] == [3, 7]
+
+
+async def test_garbage_message_becomes_a_dead_letter(client, nats_url, queue_name):
+    transport = client._connection.transport
+
+    async def publish_raw(data: bytes) -> None:
+        await transport._js.publish(f"naq.jobs.{queue_name}", data)
+
+    async with running_worker(nats_url, [queue_name]):
+        await client._connection.call(publish_raw, b"\x00\xffnot a job")
+        await client._connection.call(publish_raw, b'{"id": "x", "queue": 3}')
+        # The worker is unharmed: a real job after the garbage still runs.
+        job = await client.enqueue(jobs.add, 1, 1, queue=queue_name)
+        assert await job.result(timeout=10) == 2
+        dead = await client._connection.call(transport.dead_letter_count, queue_name)
+    assert dead == 2
+    assert await client.queue(queue_name).count() == 0
+
+
+async def test_exhausted_job_is_dead_lettered(client, nats_url, queue_name):
+    transport = client._connection.transport
+    async with running_worker(nats_url, [queue_name]):
+        job = await client.enqueue(jobs.fail, queue=queue_name)
+        with pytest.raises(naq.JobFailed):
+            await job.result(timeout=10)
+        # Dead letters are stored before the final record that wakes the waiter.
+        assert await client._connection.call(transport.dead_letter_count, queue_name) == 1

@@ -10,7 +10,7 @@ import pytest
 
 import naq
 from tests import jobs
-from tests.conftest import running_worker, start_worker_process
+from tests.conftest import run_signals, running_worker, start_worker_process
 
 pytestmark = pytest.mark.anyio
 
@@ -35,20 +35,20 @@ async def test_job_longer_than_ack_wait_runs_exactly_once(client, nats_url, queu
     assert sync_job.record.attempts == 1
 
 
-async def test_killed_workers_job_is_finished_by_another(client, nats_url, queue_name, tmp_path):
-    marker = tmp_path / "runs"
+async def test_killed_workers_job_is_finished_by_another(client, nats_url, queue_name):
     doomed = start_worker_process(nats_url, [queue_name], "--ack-wait", "2")
-    try:
-        job = await client.enqueue(jobs.record_run, str(marker), 2.0, "second", queue=queue_name)
-        assert await job.wait_until(naq.JobStatus.STARTED, timeout=30) is naq.JobStatus.STARTED
-        doomed.send_signal(signal.SIGKILL)
-        assert await anyio.to_thread.run_sync(doomed.wait) == -signal.SIGKILL
-    finally:
-        if doomed.poll() is None:
-            doomed.kill()
-    async with running_worker(nats_url, [queue_name], ack_wait=2):
-        assert await job.result(timeout=30) == "second"
-    assert _runs(marker) == 2  # once in the killed worker, once to completion
+    async with run_signals() as runs:
+        try:
+            job = await client.enqueue(jobs.signal_run, runs.port, 2.0, "second", queue=queue_name)
+            await runs.wait_for(1)  # the job body is running in the doomed worker
+            doomed.send_signal(signal.SIGKILL)
+            assert await anyio.to_thread.run_sync(doomed.wait) == -signal.SIGKILL
+        finally:
+            if doomed.poll() is None:
+                doomed.kill()
+        async with running_worker(nats_url, [queue_name], ack_wait=2):
+            assert await job.result(timeout=30) == "second"
+        assert runs.count == 2  # once in the killed worker, once to completion
     assert job.record.attempts == 2
 
 

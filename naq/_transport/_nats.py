@@ -204,8 +204,15 @@ class NatsTransport:
 
     async def queue_depth(self, queue: str) -> int:
         """Messages waiting in a queue (including ones delivered but not yet acked)."""
-        info = await self._js.stream_info(JOBS_STREAM, subjects_filter=queue_subject(queue))
-        return (info.state.subjects or {}).get(queue_subject(queue), 0)
+        return await self._count(JOBS_STREAM, queue_subject(queue))
+
+    async def dead_letter_count(self, queue: str) -> int:
+        """Dead letters kept for a queue."""
+        return await self._count(DEAD_STREAM, dead_subject(queue))
+
+    async def _count(self, stream: str, subject: str) -> int:
+        info = await self._js.stream_info(stream, subjects_filter=subject)
+        return (info.state.subjects or {}).get(subject, 0)
 
     # -- consuming --------------------------------------------------------------------------
 
@@ -253,38 +260,51 @@ class NatsTransport:
         await self._nc.flush()
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[BaseException | None]:
-        """Store records (and dead letters), then ack or nak their messages; one error slot each.
+        """Store dead letters, then records, then ack or nak messages; one error slot each.
 
-        A message whose record could not be stored is left unacknowledged so the server
-        delivers it again after its ack wait.
+        Dead letters are confirmed before any record of the batch is written, so whoever
+        sees a job's final record also finds its dead letter. An item whose dead letter or
+        record could not be stored is not acknowledged: the server delivers it again.
         """
         js = self._js
-        pending: list[list[asyncio.Future[Any]]] = []
-        for item in settlements:
-            futures = []
-            if item.record is not None:
-                futures.append(
-                    await js.publish_async(
-                        record_subject(item.job_id), item.record, msg_ttl=item.record_ttl
-                    )
+        errors: list[BaseException | None] = [None] * len(settlements)
+        dead = [
+            (i, item)
+            for i, item in enumerate(settlements)
+            if item.dead_reason is not None and item.delivery is not None
+        ]
+        if dead:
+            futures = [
+                await js.publish_async(
+                    dead_subject(item.queue),
+                    item.delivery.data,
+                    headers={"Naq-Reason": item.dead_reason, "Naq-Job-Id": item.job_id},
                 )
-            if item.dead_reason is not None and item.delivery is not None:
-                futures.append(
-                    await js.publish_async(
-                        dead_subject(item.queue),
-                        item.delivery.data,
-                        headers={"Naq-Reason": item.dead_reason, "Naq-Job-Id": item.job_id},
-                    )
-                )
-            pending.append(futures)
-        errors: list[BaseException | None] = []
-        for item, futures in zip(settlements, pending, strict=True):
+                for _, item in dead
+            ]
             outcomes = await asyncio.gather(*futures, return_exceptions=True)
-            error = next((o for o in outcomes if isinstance(o, BaseException)), None)
-            if error is None and item.delivery is not None:
+            for (i, _), outcome in zip(dead, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    errors[i] = outcome
+        stored: list[asyncio.Future[Any] | None] = []
+        for item, error in zip(settlements, errors, strict=True):
+            if item.record is None or error is not None:
+                stored.append(None)
+                continue
+            stored.append(
+                await js.publish_async(
+                    record_subject(item.job_id), item.record, msg_ttl=item.record_ttl
+                )
+            )
+        for i, (item, future) in enumerate(zip(settlements, stored, strict=True)):
+            if future is not None:
+                try:
+                    await future
+                except Exception as exc:  # noqa: BLE001 - reported to the caller per item
+                    errors[i] = exc
+            if errors[i] is None and item.delivery is not None:
                 if item.nak_delay is None:
                     await item.delivery.handle.ack()
                 else:
                     await item.delivery.handle.nak(delay=item.nak_delay or None)
-            errors.append(error)
         return errors
