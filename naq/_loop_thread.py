@@ -7,6 +7,7 @@ loop or sockets), and, being a daemon thread, never keeps the interpreter from e
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from concurrent.futures import Future
@@ -14,32 +15,41 @@ from concurrent.futures import Future
 import anyio
 from anyio.from_thread import BlockingPortal
 
-__all__ = ["shared_portal"]
+__all__ = ["shared_loop", "shared_portal"]
 
 _lock = threading.Lock()
-_portal: BlockingPortal | None = None
+_running: tuple[BlockingPortal, asyncio.AbstractEventLoop] | None = None
 _owner_pid: int | None = None
 
 
 def shared_portal() -> BlockingPortal:
     """The process's loop-thread portal, started on first use (and again after a fork)."""
-    global _portal, _owner_pid
-    portal, pid = _portal, os.getpid()
-    if portal is not None and _owner_pid == pid:
-        return portal
+    return _loop_thread()[0]
+
+
+def shared_loop() -> asyncio.AbstractEventLoop:
+    """The asyncio loop of that thread, for ``asyncio.run_coroutine_threadsafe``."""
+    return _loop_thread()[1]
+
+
+def _loop_thread() -> tuple[BlockingPortal, asyncio.AbstractEventLoop]:
+    global _running, _owner_pid
+    running, pid = _running, os.getpid()
+    if running is not None and _owner_pid == pid:
+        return running
     with _lock:
-        if _portal is None or _owner_pid != pid:
-            _portal = _start_loop_thread()
+        if _running is None or _owner_pid != pid:
+            _running = _start_loop_thread()
             _owner_pid = pid
-        return _portal
+        return _running
 
 
-def _start_loop_thread() -> BlockingPortal:
-    ready: Future[BlockingPortal] = Future()
+def _start_loop_thread() -> tuple[BlockingPortal, asyncio.AbstractEventLoop]:
+    ready: Future[tuple[BlockingPortal, asyncio.AbstractEventLoop]] = Future()
 
     async def serve() -> None:
         async with BlockingPortal() as portal:
-            ready.set_result(portal)
+            ready.set_result((portal, asyncio.get_running_loop()))
             await portal.sleep_until_stopped()
 
     def main() -> None:
@@ -56,9 +66,9 @@ def _start_loop_thread() -> BlockingPortal:
 
 def _reset_after_fork() -> None:
     # The child has no loop thread and must not use the parent's lock state either.
-    global _lock, _portal, _owner_pid
+    global _lock, _running, _owner_pid
     _lock = threading.Lock()
-    _portal = None
+    _running = None
     _owner_pid = None
 
 

@@ -51,7 +51,8 @@ class Worker:
     threads, at most ``concurrency`` jobs at a time in all. ``ack_wait`` is how long the
     server waits before redelivering the job of a silent worker: running jobs are kept
     alive well within it. A message delivered more than ``max_deliveries`` times without
-    an outcome (a job that keeps killing its worker) is dead-lettered.
+    an outcome (a job that keeps killing its worker) is dead-lettered. ``poll_interval``
+    bounds each idle fetch, and so how long :meth:`stop` takes when there is no work.
     """
 
     def __init__(
@@ -63,7 +64,7 @@ class Worker:
         serializer: str | Serializer | None = None,
         ack_wait: float = 30.0,
         max_deliveries: int = 10,
-        poll_interval: float = 1.0,
+        poll_interval: float = 0.5,
         name: str | None = None,
     ) -> None:
         if isinstance(queues, str):
@@ -88,7 +89,11 @@ class Worker:
         self._connection: Connection | None = None
 
     def stop(self) -> None:
-        """Stop fetching; jobs already running finish and are settled, then ``run`` returns."""
+        """Stop fetching; jobs already running finish and are settled, then ``run`` returns.
+
+        A fetch already under way completes (within ``poll_interval``) and its jobs run, so
+        no message is left waiting in a buffer for its ack wait to expire.
+        """
         self._stop_requested = True
         if self._fetching is not None:
             self._fetching.cancel()
@@ -152,19 +157,24 @@ class Worker:
             while wanted < self.concurrency and slots.value > 0:
                 slots.acquire_nowait()
                 wanted += 1
-            try:
-                deliveries = await connection.call(
-                    connection.transport.fetch, queue, wanted, self.poll_interval
-                )
-            except Exception as exc:  # noqa: BLE001 - logged; nats-py reconnects by itself
-                logger.warning("fetch from {} failed, retrying: {!r}", queue, exc)
-                deliveries = []
-                await anyio.sleep(self.poll_interval)
+            # Shielded: a stop takes effect after the fetch returns (its server-side pull
+            # request expires with it), so every message the server sent gets handled.
+            failed = False
+            with anyio.CancelScope(shield=True):
+                try:
+                    deliveries = await connection.call(
+                        connection.transport.fetch, queue, wanted, self.poll_interval
+                    )
+                except Exception as exc:  # noqa: BLE001 - logged; nats-py reconnects by itself
+                    logger.warning("fetch from {} failed, retrying: {!r}", queue, exc)
+                    deliveries, failed = [], True
             for _ in range(wanted - len(deliveries)):
                 slots.release()
             for delivery in deliveries:
                 self._in_flight.add(delivery)
                 jobs.start_soon(self._process, delivery, queue, slots, limiter, send)
+            if failed:
+                await anyio.sleep(self.poll_interval)  # back off while NATS reconnects
 
     async def _process(
         self,

@@ -51,8 +51,11 @@ async def client(nats_url: str) -> AsyncIterator[naq.Client]:
 
 @asynccontextmanager
 async def running_worker(url: str, queues: list[str], **options) -> AsyncIterator[naq.Worker]:
-    """A worker on the test's backend, stopped gracefully when the block ends."""
-    worker = naq.Worker(queues, url=url, **options)
+    """A worker on the test's backend, stopped gracefully when the block ends.
+
+    A short poll interval keeps the graceful stop (which waits out an idle fetch) quick.
+    """
+    worker = naq.Worker(queues, url=url, **{"poll_interval": 0.1, **options})
     async with anyio.create_task_group() as tg:
         await tg.start(worker.run)
         yield worker

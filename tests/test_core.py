@@ -202,3 +202,9 @@ async def test_exhausted_job_is_dead_lettered(client, nats_url, queue_name):
             await job.result(timeout=10)
         # Dead letters are stored before the final record that wakes the waiter.
         assert await client._connection.call(transport.dead_letter_count, queue_name) == 1
+
+
+async def test_no_server_is_a_clear_connection_error():
+    with pytest.raises(naq.NaqConnectionError, match="cannot connect to NATS"):
+        async with naq.Client("nats://127.0.0.1:1"):
+            pass

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from .._loop_thread import shared_portal
+from .._loop_thread import shared_loop
 
 __all__ = ["Bridge", "DirectBridge", "ThreadBridge", "bridge_for_current_backend"]
 
@@ -43,7 +43,7 @@ class ThreadBridge(Bridge):
         import trio  # only needed here, so asyncio-only installs do not need trio
 
         self._trio = trio
-        self._portal = shared_portal()
+        self._loop = shared_loop()
 
     async def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         trio = self._trio
@@ -55,7 +55,9 @@ class ThreadBridge(Bridge):
             with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(done.set)
 
-        future = self._portal.start_task_soon(fn, *args)
+        # run_coroutine_threadsafe only queues the call: the Trio thread never waits for
+        # the loop thread to pick it up (anyio's portal.start_task_soon does).
+        future = asyncio.run_coroutine_threadsafe(fn(*args), self._loop)
         future.add_done_callback(wake)
         try:
             await done.wait()

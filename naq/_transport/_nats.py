@@ -82,7 +82,7 @@ class NatsTransport:
             self._nc = await nats.connect(
                 self.url,
                 name="naq",
-                max_reconnect_attempts=-1,
+                max_reconnect_attempts=1,  # a server that is not there fails fast at start
                 connect_timeout=5,
                 allow_reconnect=True,
                 error_cb=self._on_error,
@@ -91,6 +91,9 @@ class NatsTransport:
             )
         except (OSError, nats.errors.Error, TimeoutError) as exc:
             raise NaqConnectionError(f"cannot connect to NATS at {self.url}: {exc!r}") from exc
+        # Once connected, never give up: a restarting server must not strand a worker.
+        # nats-py reads this option at each reconnect, and has no other way to set it.
+        self._nc.options["max_reconnect_attempts"] = -1
         self._js = self._nc.jetstream()
         try:
             await self._ensure_stream(

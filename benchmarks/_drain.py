@@ -1,0 +1,61 @@
+"""Notice when a worker has drained a queue, from a side thread with its own asyncio loop.
+
+A naq worker acks a job's message only after the job's outcome record is stored, so once
+the queue's consumer has nothing pending and nothing unacknowledged, every result is
+stored. Polling the consumer's info is one small request per tick, whatever the number of
+jobs, and works the same whether the worker runs on asyncio or on Trio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import nats
+from nats.js import JetStreamContext
+
+from naq._transport._names import JOBS_STREAM, consumer_name
+
+__all__ = ["POLL_INTERVAL", "wait_drained"]
+
+POLL_INTERVAL = 0.01
+"""Seconds between consumer checks: the end time is late by at most this plus one request."""
+
+
+def wait_drained(url: str, queue: str, timeout: float, abandon: threading.Event) -> float:
+    """Block until ``queue``'s consumer has acked every message; the ``perf_counter`` then.
+
+    Run it in a thread (``anyio.to_thread.run_sync``). Raises TimeoutError after
+    ``timeout`` seconds, saying how much was left, and RuntimeError soon after ``abandon``
+    is set (the caller gave up, e.g. because the worker crashed).
+    """
+    return asyncio.run(_poll(url, queue, timeout, abandon))
+
+
+async def _poll(url: str, queue: str, timeout: float, abandon: threading.Event) -> float:
+    nc = await nats.connect(url, name="naq-bench-drain")
+    try:
+        js = nc.jetstream()
+        deadline = time.perf_counter() + timeout
+        while True:
+            pending, unacked = await _left(js, queue)
+            now = time.perf_counter()
+            if pending == 0 and unacked == 0:
+                return now
+            if abandon.is_set():
+                raise RuntimeError(f"stopped waiting for queue {queue}: the caller gave up")
+            if now > deadline:
+                raise TimeoutError(
+                    f"queue {queue} not drained within {timeout:g} s: "
+                    f"{pending} never delivered, {unacked} delivered but not acked"
+                )
+            await asyncio.sleep(POLL_INTERVAL)
+    finally:
+        await nc.close()
+
+
+async def _left(js: JetStreamContext, queue: str) -> tuple[int, int]:
+    """Messages of the queue not yet delivered, and delivered but not yet acked."""
+    info = await js.consumer_info(JOBS_STREAM, consumer_name(queue))
+    return info.num_pending or 0, info.num_ack_pending or 0

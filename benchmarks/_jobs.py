@@ -1,0 +1,7 @@
+"""Job functions the benchmarks enqueue: module-level, so a worker imports them by path."""
+
+from __future__ import annotations
+
+
+async def noop() -> None:
+    """Do nothing, on the worker's event loop: a job whose cost is naq's overhead alone."""

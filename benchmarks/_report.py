@@ -1,0 +1,72 @@
+"""The results: one row per figure, printed as a table or written as JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+__all__ = ["Row", "format_table", "write_json"]
+
+
+@attrs.frozen
+class Row:
+    """One figure, and the floor it is compared to in the same unit (none for the floors)."""
+
+    name: str
+    value: float
+    unit: str
+    floor_name: str | None = None
+    floor_value: float | None = None
+    runs: tuple[float, ...] = ()
+    """The figure of each run, when ``value`` is their median."""
+
+    @property
+    def ratio(self) -> float | None:
+        """``value / floor_value``: below 1 is slower than the floor for a rate."""
+        if self.floor_value is None or self.floor_value == 0:
+            return None
+        return self.value / self.floor_value
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as plain JSON values, ratio included."""
+        return {**attrs.asdict(self), "ratio": self.ratio}
+
+
+def _figure(value: float, unit: str) -> str:
+    number = f"{value:,.0f}" if unit == "ops/s" else f"{value:.2f}"
+    return f"{number} {unit}"
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """A plain-text table: name, figure, floor (name and figure) and ratio."""
+    header = ("name", "figure", "floor", "ratio")
+    cells = [header]
+    for row in rows:
+        floor = (
+            f"{row.floor_name}: {_figure(row.floor_value, row.unit)}"
+            if row.floor_name is not None and row.floor_value is not None
+            else "-"
+        )
+        ratio = f"{row.ratio:.2f}" if row.ratio is not None else "-"
+        cells.append((row.name, _figure(row.value, row.unit), floor, ratio))
+    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
+    aligns = ("<", ">", "<", ">")
+    lines = [
+        "  ".join(
+            f"{cell:{align}{width}}"
+            for cell, align, width in zip(line, aligns, widths, strict=True)
+        )
+        for line in cells
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def write_json(path: str | Path, rows: Sequence[Row], context: Mapping[str, Any]) -> None:
+    """Write ``{"context": ..., "rows": [...]}`` to ``path``."""
+    document = {"context": dict(context), "rows": [row.as_dict() for row in rows]}
+    Path(path).write_text(json.dumps(document, indent=2) + "\n")

@@ -1,0 +1,127 @@
+"""The list of measurements, run in order against one server, each turned into a table row.
+
+Every throughput figure is the median of ``REPEATS`` runs, each in its own event loop; the
+runs themselves go into the JSON. Progress goes to stderr, one line per figure.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+
+from ._floors import Floors, measure_floors
+from ._naq_paths import drain_queue, enqueue_awaited, fill_queue, latency
+from ._report import Row
+
+__all__ = ["ASYNCIO_CONCURRENCIES", "REPEATS", "TRIO_CONCURRENCIES", "run_suite"]
+
+T = TypeVar("T")
+
+REPEATS = 3
+ASYNCIO_CONCURRENCIES = (1, 10, 100)
+TRIO_CONCURRENCIES = (100,)
+
+
+def _say(text: str, *, end: str = "") -> None:
+    print(text, end=end, file=sys.stderr, flush=True)
+
+
+def _run(backend: str, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    return anyio.run(fn, *args, backend=backend)
+
+
+def _repeated(label: str, measure: Callable[[], float]) -> tuple[float, ...]:
+    """``REPEATS`` runs of ``measure`` (ops/s each), reported on one progress line."""
+    _say(f"  {label}:")
+    started = time.perf_counter()
+    runs = []
+    try:
+        for _ in range(REPEATS):
+            runs.append(measure())
+            _say(f" {runs[-1]:,.0f}")
+    finally:
+        _say(f" ops/s ({time.perf_counter() - started:.1f} s)", end="\n")
+    return tuple(runs)
+
+
+def _rate_row(name: str, runs: tuple[float, ...], floor: str, floor_value: float) -> Row:
+    return Row(name, statistics.median(runs), "ops/s", floor, floor_value, runs)
+
+
+def _floor_rows(url: str, size: int) -> tuple[Floors, list[Row]]:
+    """The floors: each the median of its runs; one run measures all three."""
+    _say("  raw nats-py floors (asyncio):")
+    started = time.perf_counter()
+    runs: list[Floors] = []
+    try:
+        for _ in range(REPEATS):
+            runs.append(_run("asyncio", measure_floors, url, size))
+            _say(".")
+    finally:
+        _say(f" ({time.perf_counter() - started:.1f} s)", end="\n")
+    awaited = tuple(run.publish_awaited for run in runs)
+    pipelined = tuple(run.publish_pipelined for run in runs)
+    fetch_ack = tuple(run.fetch_ack for run in runs)
+    floors = Floors(
+        publish_awaited=statistics.median(awaited),
+        publish_pipelined=statistics.median(pipelined),
+        fetch_ack=statistics.median(fetch_ack),
+    )
+    rows = [
+        Row("floor: js.publish awaited", floors.publish_awaited, "ops/s", runs=awaited),
+        Row("floor: js.publish_async pipelined", floors.publish_pipelined, "ops/s", runs=pipelined),
+        Row("floor: pull fetch(256) + ack", floors.fetch_ack, "ops/s", runs=fetch_ack),
+    ]
+    return floors, rows
+
+
+def _worker_run(url: str, size: int, backend: str, concurrency: int) -> float:
+    """Fill a fresh queue (on asyncio, untimed), then time a worker draining it."""
+    queue, job_ids = _run("asyncio", fill_queue, url, size)
+    return _run(backend, drain_queue, url, queue, job_ids, concurrency)
+
+
+def run_suite(url: str, size: int, latency_samples: int) -> list[Row]:
+    """Measure the floors, then naq's paths; ``size`` messages or jobs per throughput run."""
+    floors, rows = _floor_rows(url, size)
+
+    runs = _repeated(
+        "naq enqueue awaited (asyncio)", lambda: _run("asyncio", enqueue_awaited, url, size)
+    )
+    rows.append(_rate_row("naq enqueue awaited (asyncio)", runs, "publish", floors.publish_awaited))
+
+    configs = [("asyncio", c) for c in ASYNCIO_CONCURRENCIES]
+    configs += [("trio", c) for c in TRIO_CONCURRENCIES]
+    for backend, concurrency in configs:
+        name = f"naq worker noop c={concurrency} ({backend})"
+        runs = _repeated(name, lambda b=backend, c=concurrency: _worker_run(url, size, b, c))
+        rows.append(_rate_row(name, runs, "fetch+ack", floors.fetch_ack))
+
+    rows += _latency_rows(url, latency_samples, floors)
+    return rows
+
+
+def _latency_rows(url: str, samples: int, floors: Floors) -> list[Row]:
+    """p50 and p99 of enqueue-to-result, next to one awaited publish (a round trip)."""
+    _say(f"  naq enqueue->result latency (asyncio): {samples:,} samples")
+    started = time.perf_counter()
+    try:
+        times = _run("asyncio", latency, url, samples)
+    finally:
+        _say(f" ({time.perf_counter() - started:.1f} s)", end="\n")
+    percentiles = statistics.quantiles(times, n=100, method="inclusive")
+    return [
+        Row(
+            f"naq enqueue->result {label} (asyncio)",
+            value,
+            "ms",
+            "publish RTT",
+            floors.publish_rtt_ms,
+        )
+        for label, value in (("p50", percentiles[49]), ("p99", percentiles[98]))
+    ]
