@@ -14,12 +14,16 @@ __all__ = [
     "check_queue_name",
     "consumer_name",
     "dead_subject",
+    "job_subject",
+    "jobs_stream_subjects",
+    "queue_filters",
     "queue_subject",
+    "queued_job_subject",
     "record_subject",
 ]
 
 JOBS_STREAM = "NAQ_JOBS"
-"""Queued job messages: ``naq.jobs.<queue>``, work-queue retention."""
+"""Queued job messages: ``naq.jobs.<queue>.<job id>``, work-queue retention."""
 JOBS_BUCKET = "naq_jobs"
 """KV bucket of job records, keyed by job id."""
 DEAD_STREAM = "NAQ_DEAD"
@@ -48,7 +52,27 @@ def check_job_id(job_id: str) -> str:
 
 
 def queue_subject(queue: str) -> str:
+    """The queue's own subject; also accepted from producers that do not name the job."""
     return f"naq.jobs.{queue}"
+
+
+def job_subject(queue: str, job_id: str) -> str:
+    """Where a job is enqueued: one subject per job, so a queued job can be found by id."""
+    return f"naq.jobs.{queue}.{job_id}"
+
+
+def queued_job_subject(job_id: str) -> str:
+    """The job's subject in whichever queue it is (a wildcard for a direct get)."""
+    return f"naq.jobs.*.{job_id}"
+
+
+def queue_filters(queue: str) -> list[str]:
+    """What a queue's consumer takes: its per-job subjects and the bare queue subject."""
+    return [queue_subject(queue), job_subject(queue, "*")]
+
+
+def jobs_stream_subjects() -> list[str]:
+    return [queue_subject("*"), job_subject("*", "*")]
 
 
 def dead_subject(queue: str) -> str:

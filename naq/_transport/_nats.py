@@ -26,7 +26,10 @@ from ._names import (
     JOBS_STREAM,
     consumer_name,
     dead_subject,
-    queue_subject,
+    job_subject,
+    jobs_stream_subjects,
+    queue_filters,
+    queued_job_subject,
     record_subject,
 )
 
@@ -61,6 +64,19 @@ class Settlement:
     nak_delay: float | None = None
     dead_reason: str | None = None
     queue: str = ""
+
+
+def _consumer_config(queue: str, ack_wait: float) -> api.ConsumerConfig:
+    return api.ConsumerConfig(
+        durable_name=consumer_name(queue),
+        filter_subjects=queue_filters(queue),
+        ack_policy=api.AckPolicy.EXPLICIT,
+        deliver_policy=api.DeliverPolicy.ALL,
+        ack_wait=ack_wait,
+        max_deliver=-1,  # naq dead-letters poison messages itself (see Worker.max_deliveries)
+        max_ack_pending=-1,
+        max_waiting=4096,
+    )
 
 
 class NatsTransport:
@@ -99,7 +115,8 @@ class NatsTransport:
             await self._ensure_stream(
                 api.StreamConfig(
                     name=JOBS_STREAM,
-                    subjects=[queue_subject("*")],
+                    subjects=jobs_stream_subjects(),
+                    allow_direct=True,
                     retention=api.RetentionPolicy.WORK_QUEUE,
                     storage=api.StorageType.FILE,
                     duplicate_window=120.0,
@@ -131,12 +148,13 @@ class NatsTransport:
             await self._nc.close()
 
     async def _ensure_stream(self, config: api.StreamConfig) -> None:
+        """Create the stream, or bring an existing one's settings up to this version's."""
         try:
             await self._js.add_stream(config)
         except nats.js.errors.BadRequestError as exc:
             if exc.err_code != _STREAM_EXISTS:
                 raise
-            logger.debug("stream {} exists with other settings; keeping them", config.name)
+            await self._js.update_stream(config)
 
     async def _ensure_bucket(self) -> Any:
         try:
@@ -162,25 +180,41 @@ class NatsTransport:
     # -- producing --------------------------------------------------------------------------
 
     async def enqueue(self, queue: str, job_id: str, record: bytes) -> None:
-        """Store the queued record, then publish the job message; both confirmed on return.
+        """Publish the job message (its body is the queued record); confirmed on return.
 
-        Both are sent before either confirmation is awaited (one round trip). The record
-        goes first, so a worker's later updates always land after it.
+        One publish per job: a queued job is found by id on its own subject, and only a
+        worker writes the job's KV record, once the job leaves the queue.
         """
-        js = self._js
-        stored = await js.publish_async(record_subject(job_id), record)
-        queued = await js.publish_async(
-            queue_subject(queue), record, headers={"Nats-Msg-Id": job_id}
-        )
-        await asyncio.gather(stored, queued)
+        await self._js.publish(job_subject(queue, job_id), record, headers={"Nats-Msg-Id": job_id})
 
     async def get_record(self, job_id: str) -> bytes | None:
-        """The current record of a job, or None when there is none."""
+        """The current record of a job, or None when there is none.
+
+        The KV record (written by workers) is newest; a job no worker took yet is read from
+        its queued message. The KV is read again when the message is gone, because a worker
+        may have taken, finished and acked the job between the two reads.
+        """
+        record = await self._stored_record(job_id)
+        if record is not None:
+            return record
+        queued = await self._queued_record(job_id)
+        if queued is not None:
+            return queued
+        return await self._stored_record(job_id)
+
+    async def _stored_record(self, job_id: str) -> bytes | None:
         try:
             entry = await self._kv.get(job_id)
         except nats.js.errors.NotFoundError:  # never written, deleted or purged
             return None
         return entry.value
+
+    async def _queued_record(self, job_id: str) -> bytes | None:
+        try:
+            msg = await self._js.get_last_msg(JOBS_STREAM, queued_job_subject(job_id), direct=True)
+        except nats.js.errors.NotFoundError:
+            return None
+        return msg.data
 
     async def wait_record(
         self, job_id: str, done: Callable[[bytes], bool], timeout: float | None
@@ -206,34 +240,26 @@ class NatsTransport:
             await sub.unsubscribe()
 
     async def queue_depth(self, queue: str) -> int:
-        """Messages waiting in a queue (including ones delivered but not yet acked)."""
-        return await self._count(JOBS_STREAM, queue_subject(queue))
+        """Jobs in a queue not yet acknowledged: waiting, running or waiting to retry."""
+        try:
+            info = await self._js.consumer_info(JOBS_STREAM, consumer_name(queue))
+        except nats.js.errors.NotFoundError:
+            # No worker ever consumed this queue: create its consumer to count it.
+            info = await self._js.add_consumer(JOBS_STREAM, _consumer_config(queue, 30.0))
+        return info.num_pending + info.num_ack_pending
 
     async def dead_letter_count(self, queue: str) -> int:
         """Dead letters kept for a queue."""
-        return await self._count(DEAD_STREAM, dead_subject(queue))
-
-    async def _count(self, stream: str, subject: str) -> int:
-        info = await self._js.stream_info(stream, subjects_filter=subject)
+        subject = dead_subject(queue)
+        info = await self._js.stream_info(DEAD_STREAM, subjects_filter=subject)
         return (info.state.subjects or {}).get(subject, 0)
 
     # -- consuming --------------------------------------------------------------------------
 
     async def ensure_consumer(self, queue: str, ack_wait: float) -> None:
         """Create or update the queue's durable pull consumer and bind to it."""
-        name = consumer_name(queue)
-        config = api.ConsumerConfig(
-            durable_name=name,
-            filter_subject=queue_subject(queue),
-            ack_policy=api.AckPolicy.EXPLICIT,
-            deliver_policy=api.DeliverPolicy.ALL,
-            ack_wait=ack_wait,
-            max_deliver=-1,
-            max_ack_pending=-1,
-            max_waiting=4096,
-        )
-        await self._js.add_consumer(JOBS_STREAM, config)
-        self._subs[queue] = await self._js.pull_subscribe_bind(name, JOBS_STREAM)
+        await self._js.add_consumer(JOBS_STREAM, _consumer_config(queue, ack_wait))
+        self._subs[queue] = await self._js.pull_subscribe_bind(consumer_name(queue), JOBS_STREAM)
 
     async def fetch(self, queue: str, batch: int, timeout: float) -> list[Delivery]:
         """Up to ``batch`` messages from the queue, waiting at most ``timeout`` for the first."""
