@@ -7,9 +7,10 @@ async with naq.Client() as client:
 
 from loguru import logger as _logger
 
-from ._client import Client, Queue
+from ._client import Call, Client, Queue
 from ._errors import (
     ConfigurationError,
+    EnqueueError,
     JobFailed,
     JobNotFound,
     NaqConnectionError,
@@ -26,8 +27,10 @@ from ._worker import Worker
 __version__ = "0.1.0"
 
 __all__ = [
+    "Call",
     "Client",
     "ConfigurationError",
+    "EnqueueError",
     "ErrorInfo",
     "Job",
     "JobFailed",

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
 
+import attrs
+
 from ._connection import Connection
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, EnqueueError
 from ._job import Job
 from ._record import JobRecord, JobStatus, encode_record
 from ._retry import Retry
@@ -18,7 +20,7 @@ from ._settings import default_url
 from ._time import utcnow
 from ._transport import check_job_id, check_queue_name
 
-__all__ = ["Client", "Queue"]
+__all__ = ["Call", "Client", "Queue"]
 
 Seconds = float | timedelta
 
@@ -42,6 +44,16 @@ def _retry(value: Retry | int | None) -> Retry | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return Retry(max=value)
     raise ConfigurationError(f"retry must be a naq.Retry or a number of retries, got {value!r}")
+
+
+@attrs.frozen
+class Call:
+    """One call for :meth:`Client.enqueue_many`: ``naq.Call(send, ("a@b.c",), job_id="x")``."""
+
+    func: Callable[..., Any] | str
+    args: Sequence[Any] = ()
+    kwargs: Mapping[str, Any] = attrs.Factory(dict)
+    job_id: str | None = None
 
 
 class Client:
@@ -133,6 +145,35 @@ class Client:
         )
         return Job(self._connection, record.id, record)
 
+    async def enqueue_many(
+        self,
+        calls: Iterable[Call],
+        *,
+        queue: str = "default",
+        job_timeout: Seconds | None = None,
+        retry: Retry | int | None = None,
+        result_ttl: Seconds | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> list[Job]:
+        """Enqueue many calls in one pipelined batch, with the same options for all.
+
+        Every call is encoded before anything is sent, so a bad argument anywhere means
+        nothing is published. Raises EnqueueError naming the jobs the server did not confirm.
+        """
+        records = [
+            self._new_record(
+                c.func, c.args, c.kwargs, queue, c.job_id, job_timeout, retry, result_ttl, meta
+            )
+            for c in calls
+        ]
+        transport = self._connection.transport
+        failed = await self._connection.call(
+            transport.enqueue_many, [(r.queue, r.id, encode_record(r)) for r in records]
+        )
+        if failed:
+            raise EnqueueError(failed, len(records))
+        return [Job(self._connection, r.id, r) for r in records]
+
     async def fetch_job(self, job_id: str) -> Job:
         """A handle on an existing job with its current record; raises JobNotFound."""
         job = Job(self._connection, check_job_id(job_id))
@@ -196,3 +237,7 @@ class Queue:
     ) -> Job:
         """``Client.enqueue_call`` on this queue."""
         return await self.client.enqueue_call(func, args, kwargs, queue=self.name, **options)
+
+    async def enqueue_many(self, calls: Iterable[Call], **options: Any) -> list[Job]:
+        """``Client.enqueue_many`` on this queue."""
+        return await self.client.enqueue_many(calls, queue=self.name, **options)

@@ -4,6 +4,7 @@ NaqError
 ├── ConfigurationError (ValueError)   bad option, queue name or function reference
 ├── SerializationError (TypeError)    a value the serializer cannot encode or decode
 ├── NaqConnectionError (ConnectionError)  NATS unreachable or JetStream unavailable
+├── EnqueueError                      some jobs of an enqueue_many were not stored
 ├── JobNotFound (LookupError)         no record for that job id (never existed or expired)
 ├── ResultTimeout (TimeoutError)      waiting for a result took longer than asked
 └── JobFailed                         the job raised; carries the remote error
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigurationError",
+    "EnqueueError",
     "JobFailed",
     "JobNotFound",
     "NaqConnectionError",
@@ -36,6 +38,17 @@ class SerializationError(NaqError, TypeError):
 
 class NaqConnectionError(NaqError, ConnectionError):
     """The NATS server cannot be reached, or JetStream is not enabled on it."""
+
+
+class EnqueueError(NaqError):
+    """Some jobs of a batch were not confirmed by the server; ``failed_ids`` names them."""
+
+    def __init__(self, failed_ids: list[str], total: int) -> None:
+        super().__init__(
+            f"{len(failed_ids)} of {total} jobs were not stored (e.g. {failed_ids[0]}); "
+            "enqueue them again: their ids make it idempotent"
+        )
+        self.failed_ids = failed_ids
 
 
 class JobNotFound(NaqError, LookupError):

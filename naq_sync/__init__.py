@@ -12,7 +12,9 @@ gives an explicit one.
 from typing import Any
 
 from naq import (
+    Call,
     ConfigurationError,
+    EnqueueError,
     JobFailed,
     JobNotFound,
     JobStatus,
@@ -27,8 +29,10 @@ from ._classes import Client, Job, Queue
 from ._default import default_client
 
 __all__ = [
+    "Call",
     "Client",
     "ConfigurationError",
+    "EnqueueError",
     "Job",
     "JobFailed",
     "JobNotFound",
@@ -42,6 +46,7 @@ __all__ = [
     "default_client",
     "enqueue",
     "enqueue_call",
+    "enqueue_many",
     "fetch_job",
     "queue",
 ]
@@ -55,6 +60,11 @@ def enqueue(func: Any, /, *args: Any, **kwargs: Any) -> Job:
 def enqueue_call(func: Any, args: Any = (), kwargs: Any = None, **options: Any) -> Job:
     """``naq.Client.enqueue_call`` on the default client, blocking."""
     return default_client().enqueue_call(func, args, kwargs, **options)
+
+
+def enqueue_many(calls: Any, **options: Any) -> list[Job]:
+    """``naq.Client.enqueue_many`` on the default client, blocking."""
+    return default_client().enqueue_many(calls, **options)
 
 
 def fetch_job(job_id: str) -> Job:

@@ -208,3 +208,24 @@ async def test_no_server_is_a_clear_connection_error():
     with pytest.raises(naq.NaqConnectionError, match="cannot connect to NATS"):
         async with naq.Client("nats://127.0.0.1:1"):
             pass
+
+
+async def test_enqueue_many(client, nats_url, queue_name):
+    calls = [naq.Call(jobs.add, (i, i)) for i in range(50)]
+    calls.append(naq.Call(jobs.echo, kwargs={"queue": "not an option"}, job_id=f"{queue_name}-x"))
+    handles = await client.enqueue_many(calls, queue=queue_name, retry=1)
+    assert handles[-1].id == f"{queue_name}-x"
+    assert await client.queue(queue_name).count() == 51
+    async with running_worker(nats_url, [queue_name]):
+        results = [await job.result(timeout=20) for job in handles]
+    assert results[:50] == [2 * i for i in range(50)]
+    assert results[50] == {"args": [], "kwargs": {"queue": "not an option"}}
+
+
+async def test_enqueue_many_publishes_nothing_when_one_call_is_bad(client, queue_name):
+    import threading
+
+    calls = [naq.Call(jobs.add, (1, 2)), naq.Call(jobs.add, (threading.Lock(), 2))]
+    with pytest.raises(naq.SerializationError):
+        await client.queue(queue_name).enqueue_many(calls)
+    assert await client.queue(queue_name).count() == 0

@@ -101,7 +101,8 @@ class TestSerializers:
 def test_public_api_is_pinned():
     assert sorted(naq.__all__) == sorted(
         [
-            "Client", "ConfigurationError", "ErrorInfo", "Job", "JobFailed", "JobNotFound",
+            "Call", "Client", "ConfigurationError", "EnqueueError", "ErrorInfo", "Job",
+            "JobFailed", "JobNotFound",
             "JobRecord", "JobStatus", "JsonSerializer", "NaqConnectionError", "NaqError",
             "PickleSerializer", "Queue", "ResultTimeout", "Retry", "SerializationError",
             "Serializer", "Worker", "__version__",

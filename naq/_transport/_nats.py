@@ -187,6 +187,22 @@ class NatsTransport:
         """
         await self._js.publish(job_subject(queue, job_id), record, headers={"Nats-Msg-Id": job_id})
 
+    async def enqueue_many(self, jobs: Sequence[tuple[str, str, bytes]]) -> list[str]:
+        """Publish many ``(queue, job id, record)`` pipelined; the ids not confirmed."""
+        js = self._js
+        futures = [
+            await js.publish_async(
+                job_subject(queue, job_id), record, headers={"Nats-Msg-Id": job_id}
+            )
+            for queue, job_id, record in jobs
+        ]
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        return [
+            job_id
+            for (_, job_id, _), outcome in zip(jobs, outcomes, strict=True)
+            if isinstance(outcome, BaseException)
+        ]
+
     async def get_record(self, job_id: str) -> bytes | None:
         """The current record of a job, or None when there is none.
 
