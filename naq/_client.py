@@ -11,12 +11,12 @@ from typing import Any, Self
 import attrs
 
 from ._connection import Connection
-from ._errors import ConfigurationError, EnqueueError
+from ._errors import ConfigurationError, EnqueueError, NaqConnectionError
 from ._job import Job
 from ._record import JobRecord, JobStatus, encode_record
 from ._retry import Retry
 from ._serializers import Serializer, get_serializer
-from ._settings import default_url
+from ._settings import DEFAULT_TIMEOUT, default_url
 from ._time import utcnow
 from ._transport import check_job_id, check_queue_name
 
@@ -62,10 +62,19 @@ class Client:
     ``url`` defaults to env ``NAQ_NATS_URL``, else ``nats://127.0.0.1:4222``; ``serializer``
     is ``"pickle"`` (default), ``"json"``, a Serializer, or env ``NAQ_SERIALIZER``. Use it
     as an async context manager; it creates naq's streams and bucket if they are missing.
+    ``timeout`` bounds each call's wait for NATS, a reconnect included (NaqConnectionError).
     """
 
-    def __init__(self, url: str | None = None, *, serializer: str | Serializer | None = None):
-        self._connection = Connection(url or default_url(), get_serializer(serializer))
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        serializer: str | Serializer | None = None,
+        timeout: Seconds = DEFAULT_TIMEOUT,
+    ):
+        self._connection = Connection(
+            url or default_url(), get_serializer(serializer), _seconds("timeout", timeout)
+        )
 
     @property
     def url(self) -> str:
@@ -85,7 +94,12 @@ class Client:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._connection.close()
+        unfinished = await self._connection.close()
+        if unfinished and exc_type is None:
+            raise NaqConnectionError(
+                f"closed the connection to {self.url} with {unfinished} call(s) unfinished; "
+                "jobs they were enqueueing may not be stored (enqueue again with the same job_id)"
+            )
 
     def queue(self, name: str = "default") -> Queue:
         """A handle on one queue, with the same enqueue methods."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from ._errors import JobNotFound, ResultTimeout
+import anyio
+
+from ._errors import JobNotFound, NaqConnectionError, ResultTimeout
 from ._record import JobRecord, JobStatus, decode_record
 from ._serializers import Serializer
+from ._settings import DEFAULT_TIMEOUT
 from ._transport import Bridge, NatsTransport, bridge_for_current_backend
 
 __all__ = ["Connection"]
@@ -29,28 +33,65 @@ _TERMINAL = _StatusIn(frozenset(s for s in JobStatus if s.is_terminal))
 
 
 class Connection:
-    """Opened by a Client or Worker; every call to NATS goes through :meth:`call`."""
+    """Opened by a Client or Worker; every call to NATS goes through :meth:`call`.
 
-    def __init__(self, url: str, serializer: Serializer) -> None:
+    A connection opened before ``os.fork()`` belongs to the parent: in the child the first
+    call connects anew (once, however many threads call) and the parent's is never touched.
+    """
+
+    def __init__(self, url: str, serializer: Serializer, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.url = url
         self.serializer = serializer
-        self.transport = NatsTransport(url)
+        self.transport = NatsTransport(url, timeout)
         self._bridge: Bridge | None = None
+        self._pid = os.getpid()
+        self._child_opening: tuple[int, anyio.Event] | None = None
 
     async def open(self) -> None:
         self._bridge = bridge_for_current_backend()
+        self._pid = os.getpid()
         await self.call(self.transport.connect)
 
-    async def close(self) -> None:
-        if self._bridge is not None:
-            await self.call(self.transport.close)
+    async def close(self) -> int:
+        """Close; returns how many calls were still unfinished (see NatsTransport.close)."""
+        if self._bridge is None:
+            return 0
+        if self._pid != os.getpid():  # inherited through fork: the connection is the parent's
+            self.transport.abandon()
             self._bridge = None
+            return 0
+        unfinished = await self.call(self.transport.close)
+        self._bridge = None
+        return unfinished
 
     async def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run a transport coroutine function on the transport's loop (one crossing)."""
         if self._bridge is None:
             raise RuntimeError("not connected: use 'async with' on the Client or Worker")
+        if self._pid != os.getpid():
+            await self._open_in_child()
         return await self._bridge.call(fn, *args)
+
+    async def _open_in_child(self) -> None:
+        """In a forked child: drop the parent's connection unseen and open this process's own."""
+        pid = os.getpid()
+        if self._child_opening is not None and self._child_opening[0] == pid:
+            await self._child_opening[1].wait()  # another call of this process is opening it
+            if self._pid != pid:
+                raise NaqConnectionError(f"cannot connect to NATS at {self.url} after fork")
+            return
+        opened = anyio.Event()
+        self._child_opening = (pid, opened)
+        try:
+            self.transport.abandon()
+            self._bridge = bridge_for_current_backend()
+            await self._bridge.call(self.transport.connect)
+            self._pid = pid
+        except BaseException:
+            self._child_opening = None  # the next call tries again
+            raise
+        finally:
+            opened.set()
 
     async def get_record(self, job_id: str) -> JobRecord:
         data = await self.call(self.transport.get_record, job_id)

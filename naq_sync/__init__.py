@@ -9,8 +9,6 @@ module-level functions use a default client connected on first use; ``naq_sync.C
 gives an explicit one.
 """
 
-from typing import Any
-
 from naq import (
     Call,
     ConfigurationError,
@@ -27,6 +25,7 @@ from naq import (
 
 from ._classes import Client, Job, Queue
 from ._default import default_client
+from ._facade import forward
 
 __all__ = [
     "Call",
@@ -52,26 +51,8 @@ __all__ = [
 ]
 
 
-def enqueue(func: Any, /, *args: Any, **kwargs: Any) -> Job:
-    """``naq.Client.enqueue`` on the default client, blocking; returns a naq_sync.Job."""
-    return default_client().enqueue(func, *args, **kwargs)
-
-
-def enqueue_call(func: Any, args: Any = (), kwargs: Any = None, **options: Any) -> Job:
-    """``naq.Client.enqueue_call`` on the default client, blocking."""
-    return default_client().enqueue_call(func, args, kwargs, **options)
-
-
-def enqueue_many(calls: Any, **options: Any) -> list[Job]:
-    """``naq.Client.enqueue_many`` on the default client, blocking."""
-    return default_client().enqueue_many(calls, **options)
-
-
-def fetch_job(job_id: str) -> Job:
-    """``naq.Client.fetch_job`` on the default client, blocking."""
-    return default_client().fetch_job(job_id)
-
-
-def queue(name: str = "default") -> Queue:
-    """A blocking handle on one queue of the default client."""
-    return default_client().queue(name)
+enqueue = forward("enqueue", default_client, Client)
+enqueue_call = forward("enqueue_call", default_client, Client)
+enqueue_many = forward("enqueue_many", default_client, Client)
+fetch_job = forward("fetch_job", default_client, Client)
+queue = forward("queue", default_client, Client)

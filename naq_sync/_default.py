@@ -1,7 +1,8 @@
 """The process's default client for module-level calls like ``naq_sync.enqueue(...)``.
 
 Connected on first use (``NAQ_NATS_URL``, ``NAQ_SERIALIZER``), replaced in a forked child,
-closed at interpreter exit so pending publishes are flushed.
+closed at interpreter exit: calls still in progress get up to the client's timeout to finish,
+and any that did not are reported on stderr as a warning rather than dropped in silence.
 """
 
 from __future__ import annotations
@@ -9,8 +10,7 @@ from __future__ import annotations
 import atexit
 import os
 import threading
-
-from loguru import logger
+import warnings
 
 from naq import NaqError
 
@@ -45,8 +45,9 @@ def _close_default_client() -> None:
         return
     try:
         client.__exit__(None, None, None)
-    except (NaqError, OSError, RuntimeError) as exc:
-        logger.warning("naq_sync: closing the default client at exit failed: {!r}", exc)
+    except NaqError as exc:
+        # naq's own logging is off unless enabled; this must reach the user regardless.
+        warnings.warn(f"naq_sync at exit: {exc}", RuntimeWarning, stacklevel=1)
 
 
 def _reset_after_fork() -> None:

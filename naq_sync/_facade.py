@@ -1,9 +1,11 @@
 """One mechanism that turns naq's async classes into blocking twins.
 
 A facade class names the async class it wraps; every public method of that class gets a
-twin of the same name, signature and docstring that runs the coroutine on the shared loop
-thread (``naq._loop_thread``) and waits. Results that are naq objects come back wrapped in
-their own facades. Nothing else lives here: all behaviour is in the async core.
+twin of the same name, signature and docstring. A coroutine method's twin runs it on the
+process's loop thread and waits (``naq._blocking.run_blocking``); ``__aenter__`` and
+``__aexit__`` become ``__enter__`` and ``__exit__``; properties and plain methods are
+forwarded. Results that are naq objects come back wrapped in their own facades. Nothing
+else lives here: all behaviour is in the async core.
 """
 
 from __future__ import annotations
@@ -13,31 +15,17 @@ import inspect
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-import anyio.lowlevel
+from naq._blocking import run_blocking
 
-from naq import NaqError
-from naq._loop_thread import shared_portal
-
-__all__ = ["Facade", "run", "wrap"]
+__all__ = ["Facade", "forward", "run", "wrap"]
 
 _FACADES: dict[type, type[Facade]] = {}
-
-
-def _refuse_inside_event_loop() -> None:
-    try:
-        anyio.lowlevel.current_token()
-    except anyio.NoEventLoopError:
-        return
-    raise NaqError(
-        "naq_sync blocks and would stall the event loop running in this thread; "
-        "use the async API here instead: `async with naq.Client() as client: ...`"
-    )
+_CONTEXT_MANAGER = {"__aenter__": "__enter__", "__aexit__": "__exit__"}
 
 
 def run(async_fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-    """Run ``async_fn(*args, **kwargs)`` on the shared loop thread and return its result."""
-    _refuse_inside_event_loop()
-    return wrap(shared_portal().call(functools.partial(async_fn, *args, **kwargs)))
+    """Run ``async_fn(*args, **kwargs)`` on the shared loop thread; its result, wrapped."""
+    return wrap(run_blocking(async_fn, *args, **kwargs))
 
 
 def wrap(value: Any) -> Any:
@@ -52,41 +40,65 @@ def wrap(value: Any) -> Any:
     return value
 
 
+def _same_or_wrapped(facade: Facade, value: Any) -> Any:
+    # ``__aenter__`` returns the async object itself: its twin returns the same facade.
+    return facade if value is facade._async else wrap(value)
+
+
 def _blocking_twin(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def twin(self: Facade, *args: Any, **kwargs: Any) -> Any:
-        return run(getattr(self._async, name), *args, **kwargs)
+        return _same_or_wrapped(self, run_blocking(getattr(self._async, name), *args, **kwargs))
 
+    twin.__name__ = _CONTEXT_MANAGER.get(name, name)
+    twin.__qualname__ = twin.__qualname__.rsplit(".", 1)[0] + "." + twin.__name__
     return twin
 
 
 def _plain_twin(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def twin(self: Facade, *args: Any, **kwargs: Any) -> Any:
-        return wrap(getattr(self._async, name)(*args, **kwargs))
+        return _same_or_wrapped(self, getattr(self._async, name)(*args, **kwargs))
 
     return twin
 
 
+def _property_twin(name: str, prop: property) -> property:
+    return property(lambda self: wrap(getattr(self._async, name)), doc=prop.__doc__)
+
+
+def _init_twin(wraps: type) -> Callable[..., None]:
+    @functools.wraps(wraps.__init__)
+    def __init__(self: Facade, *args: Any, **kwargs: Any) -> None:
+        self._async = wraps(*args, **kwargs)
+
+    return __init__
+
+
 class Facade:
-    """Base of the blocking twins: ``class Job(Facade, wraps=naq.Job)``."""
+    """Base of the blocking twins: ``class Job(Facade, wraps=naq.Job)``.
+
+    ``constructible=True`` also gives the twin the wrapped class's constructor.
+    """
 
     wraps: ClassVar[type]
     _async: Any
 
-    def __init_subclass__(cls, *, wraps: type, **kwargs: Any) -> None:
+    def __init_subclass__(cls, *, wraps: type, constructible: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.wraps = wraps
         _FACADES[wraps] = cls
         for name, member in inspect.getmembers(wraps):
-            if name.startswith("_") or name in cls.__dict__:
+            if name.startswith("_") and name not in _CONTEXT_MANAGER:
                 continue
             if inspect.iscoroutinefunction(member):
-                setattr(cls, name, _blocking_twin(name, member))
+                setattr(cls, _CONTEXT_MANAGER.get(name, name), _blocking_twin(name, member))
             elif inspect.isfunction(member):
                 setattr(cls, name, _plain_twin(name, member))
             elif isinstance(member, property):
-                setattr(cls, name, property(lambda self, _n=name: getattr(self._async, _n)))
+                setattr(cls, name, _property_twin(name, member))
+        if constructible:
+            cls.__init__ = _init_twin(wraps)  # type: ignore[method-assign]
 
     def __getattr__(self, name: str) -> Any:
         # Plain data attributes of the wrapped object (``job.id``, ``queue.name``).
@@ -96,3 +108,25 @@ class Facade:
 
     def __repr__(self) -> str:
         return repr(self._async).replace("<naq.", "<naq_sync.", 1)
+
+
+def forward(name: str, instance: Callable[[], Facade], facade: type[Facade]) -> Callable[..., Any]:
+    """A module-level function that calls method ``name`` of ``instance()``.
+
+    It has the method's signature (without ``self``) and docstring, so
+    ``naq_sync.enqueue`` matches ``naq.Client.enqueue`` parameter for parameter.
+    """
+    method = getattr(facade, name)
+
+    def forwarded(*args: Any, **kwargs: Any) -> Any:
+        return getattr(instance(), name)(*args, **kwargs)
+
+    functools.update_wrapper(forwarded, method)
+    signature = inspect.signature(method)
+    forwarded.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=list(signature.parameters.values())[1:]
+    )
+    forwarded.__qualname__ = name
+    forwarded.__module__ = "naq_sync"
+    forwarded.__doc__ = f"On the default client: {method.__doc__ or name}"
+    return forwarded

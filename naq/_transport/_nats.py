@@ -7,6 +7,7 @@ so a batch of messages is fetched, kept alive or settled by a single call.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,6 +21,8 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from .._errors import NaqConnectionError
+from .._settings import DEFAULT_TIMEOUT
+from ._link import Link, LinkEvent
 from ._names import (
     DEAD_STREAM,
     JOBS_BUCKET,
@@ -80,10 +83,16 @@ def _consumer_config(queue: str, ack_wait: float) -> api.ConsumerConfig:
 
 
 class NatsTransport:
-    """naq's view of NATS: job streams, records, consumers. Create and use on one asyncio loop."""
+    """naq's view of NATS: job streams, records, consumers. Create and use on one asyncio loop.
 
-    def __init__(self, url: str) -> None:
+    Client calls (enqueue, reads, waits) are bounded by ``timeout`` and ride out a server
+    restart through ``Link``; the worker's own calls are not changed by it.
+    """
+
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.url = url
+        self.timeout = timeout
+        self._link = Link(url, timeout)
         self._nc: NatsClient | None = None
         self._js: Any = None
         self._kv: Any = None
@@ -110,7 +119,8 @@ class NatsTransport:
         # Once connected, never give up: a restarting server must not strand a worker.
         # nats-py reads this option at each reconnect, and has no other way to set it.
         self._nc.options["max_reconnect_attempts"] = -1
-        self._js = self._nc.jetstream()
+        self._link.connected()
+        self._js = self._nc.jetstream(timeout=self.timeout)
         try:
             await self._ensure_stream(
                 api.StreamConfig(
@@ -141,11 +151,29 @@ class NatsTransport:
                 f"JetStream is not enabled on {self.url}; start nats-server with -js"
             ) from exc
 
-    async def close(self) -> None:
-        """Flush what is pending and close the connection."""
+    async def close(self) -> int:
+        """Let client calls in progress finish (up to the timeout), flush, close.
+
+        Returns how many calls were still unfinished, so the caller can report them.
+        """
         self._closing = True
-        if self._nc is not None and not self._nc.is_closed:
-            await self._nc.close()
+        if self._nc is None or self._nc.is_closed:
+            return 0
+        unfinished = await self._link.finish_calls()
+        await self._nc.close()
+        self._link.closed()
+        return unfinished
+
+    def abandon(self) -> None:
+        """Forget a connection inherited through ``fork()`` without touching it.
+
+        Its socket is the parent's: closing or flushing it from the child would corrupt the
+        parent's session. The next :meth:`connect` makes this process's own.
+        """
+        self._nc = self._js = self._kv = None
+        self._subs = {}
+        self._closing = False
+        self._link = Link(self.url, self.timeout)
 
     async def _ensure_stream(self, config: api.StreamConfig) -> None:
         """Create the stream, or bring an existing one's settings up to this version's."""
@@ -172,9 +200,11 @@ class NatsTransport:
     async def _on_disconnected(self) -> None:
         if self._closing:
             return
+        self._link.disconnected()
         logger.warning("disconnected from NATS at {}; reconnecting", self.url)
 
     async def _on_reconnected(self) -> None:
+        self._link.reconnected()
         logger.info("reconnected to NATS at {}", self.url)
 
     # -- producing --------------------------------------------------------------------------
@@ -183,12 +213,20 @@ class NatsTransport:
         """Publish the job message (its body is the queued record); confirmed on return.
 
         One publish per job: a queued job is found by id on its own subject, and only a
-        worker writes the job's KV record, once the job leaves the queue.
+        worker writes the job's KV record, once the job leaves the queue. A publish the
+        server did not confirm is sent again after a reconnect: its id deduplicates it.
         """
-        await self._js.publish(job_subject(queue, job_id), record, headers={"Nats-Msg-Id": job_id})
+        publish = functools.partial(
+            self._js.publish, job_subject(queue, job_id), record, headers={"Nats-Msg-Id": job_id}
+        )
+        await self._link.call(f"enqueue of job {job_id}", publish)
 
     async def enqueue_many(self, jobs: Sequence[tuple[str, str, bytes]]) -> list[str]:
         """Publish many ``(queue, job id, record)`` pipelined; the ids not confirmed."""
+        publish = functools.partial(self._publish_many, jobs)
+        return await self._link.call(f"enqueue of {len(jobs)} jobs", publish)
+
+    async def _publish_many(self, jobs: Sequence[tuple[str, str, bytes]]) -> list[str]:
         js = self._js
         futures = [
             await js.publish_async(
@@ -196,7 +234,11 @@ class NatsTransport:
             )
             for queue, job_id, record in jobs
         ]
-        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        try:
+            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        finally:
+            for future in futures:
+                future.cancel()  # abandoned by a drop: give nats-py its pending slots back
         return [
             job_id
             for (_, job_id, _), outcome in zip(jobs, outcomes, strict=True)
@@ -210,6 +252,10 @@ class NatsTransport:
         its queued message. The KV is read again when the message is gone, because a worker
         may have taken, finished and acked the job between the two reads.
         """
+        read = functools.partial(self._read_record, job_id)
+        return await self._link.call(f"reading job {job_id}", read)
+
+    async def _read_record(self, job_id: str) -> bytes | None:
         record = await self._stored_record(job_id)
         if record is not None:
             return record
@@ -239,24 +285,38 @@ class NatsTransport:
 
         Subscribes to the record's subject before reading it, so an update landing between
         the read and the wait is still seen: the caller is woken by the write, never polls.
-        Raises TimeoutError after ``timeout`` seconds.
+        Updates published while the connection was down are missed, so the record is read
+        again after each reconnect. The first read always happens: ``timeout=0`` answers
+        "is it done now?". Raises TimeoutError after ``timeout`` seconds, NaqConnectionError
+        if the connection is down by then.
         """
-        sub = await self._nc.subscribe(record_subject(job_id))
-        try:
-            async with asyncio.timeout(timeout):
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        what = f"waiting for job {job_id}"
+        with self._link.watch() as events:
+            try:
+                sub = await self._nc.subscribe(record_subject(job_id), cb=events.put)
+            except nats.errors.ConnectionClosedError as exc:
+                raise NaqConnectionError(f"{what}: the connection to {self.url} is closed") from exc
+            try:
                 current = await self.get_record(job_id)
-                if current is None:
-                    return None
-                while not done(current):
-                    msg = await sub.next_msg(timeout=None)
-                    if msg.data:  # a delete or purge marker has no data
-                        current = msg.data
-            return current
-        finally:
-            await sub.unsubscribe()
+                while current is not None and not done(current):
+                    event = await self._link.next_event(events, what, deadline)
+                    if event is LinkEvent.RECONNECTED:
+                        current = await self.get_record(job_id)
+                    elif event.data:  # a delete or purge marker has no data
+                        current = event.data
+                return current
+            finally:
+                if not self._nc.is_closed:
+                    await sub.unsubscribe()
 
     async def queue_depth(self, queue: str) -> int:
         """Jobs in a queue not yet acknowledged: waiting, running or waiting to retry."""
+        count = functools.partial(self._queue_depth, queue)
+        return await self._link.call(f"counting queue {queue}", count)
+
+    async def _queue_depth(self, queue: str) -> int:
         try:
             info = await self._js.consumer_info(JOBS_STREAM, consumer_name(queue))
         except nats.js.errors.NotFoundError:
@@ -266,6 +326,10 @@ class NatsTransport:
 
     async def dead_letter_count(self, queue: str) -> int:
         """Dead letters kept for a queue."""
+        count = functools.partial(self._dead_letter_count, queue)
+        return await self._link.call(f"counting dead letters of {queue}", count)
+
+    async def _dead_letter_count(self, queue: str) -> int:
         subject = dead_subject(queue)
         info = await self._js.stream_info(DEAD_STREAM, subjects_filter=subject)
         return (info.state.subjects or {}).get(subject, 0)

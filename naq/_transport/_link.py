@@ -1,0 +1,176 @@
+"""A NATS connection's ups and downs, as a client call sees them.
+
+nats-py reconnects by itself, but leaves calls made meanwhile to fend for themselves: a
+request sent while the server restarts may never be answered, and a subscription misses what
+was published while it was down. ``Link`` gives each client call a deadline (the client's
+``timeout``): while the connection is down the call waits for it to come back; an attempt the
+drop interrupted is abandoned and made again (every call passed in is idempotent: reads, and
+publishes deduplicated by job id); JetStream still starting after a restart is waited out.
+What does not succeed in time ends as NaqConnectionError with a clear message. Watchers of a
+record are told to read it again after a reconnect, and are woken when the client closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import nats.errors
+import nats.js.errors
+
+from .._errors import NaqConnectionError
+
+__all__ = ["Link", "LinkEvent"]
+
+T = TypeVar("T")
+
+_NOT_READY = (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError)
+"""JetStream not answering yet: right after a server (re)start it is still loading streams."""
+_FIRST_PAUSE, _MAX_PAUSE = 0.05, 1.0
+
+
+class LinkEvent(enum.Enum):
+    """Told to watchers: read again (after a reconnect), or give up (the client closed)."""
+
+    RECONNECTED = "reconnected"
+    CLOSED = "closed"
+
+
+class Link:
+    """Connection state fed by nats-py's callbacks; runs client calls against it."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._up = asyncio.Event()
+        self._closed = False
+        self._drops = 0
+        self._attempts: set[asyncio.Timeout] = set()
+        self._watchers: set[asyncio.Queue[Any]] = set()
+        self._busy = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- fed by the transport's nats-py callbacks ----------------------------------------------
+
+    def connected(self) -> None:
+        self._up.set()
+
+    def reconnected(self) -> None:
+        self._up.set()
+        for watcher in self._watchers:
+            watcher.put_nowait(LinkEvent.RECONNECTED)
+
+    def disconnected(self) -> None:
+        """Calls in flight lose their answers with the connection: abandon them now."""
+        self._up.clear()
+        self._drops += 1
+        now = asyncio.get_running_loop().time()
+        for attempt in self._attempts:
+            attempt.reschedule(now)
+
+    def closed(self) -> None:
+        self._closed = True
+        self._up.set()  # wake calls waiting for a reconnect: they see the close and fail
+        for watcher in self._watchers:
+            watcher.put_nowait(LinkEvent.CLOSED)
+
+    @property
+    def is_up(self) -> bool:
+        return self._up.is_set() and not self._closed
+
+    # -- client calls -------------------------------------------------------------------------
+
+    async def call(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
+        """``await op()`` within the timeout, across reconnects; ``what`` names it in errors."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        pause = _FIRST_PAUSE
+        self._busy += 1
+        self._idle.clear()
+        try:
+            while True:
+                await self._wait_up(what, deadline)
+                drops = self._drops
+                try:
+                    async with asyncio.timeout_at(deadline) as attempt:
+                        self._attempts.add(attempt)
+                        try:
+                            return await op()
+                        finally:
+                            self._attempts.discard(attempt)
+                except TimeoutError as exc:
+                    if self._drops == drops or loop.time() >= deadline:
+                        raise self._error(what, "no answer", exc) from exc
+                    # The connection dropped mid-call: ask again once it is back.
+                except _NOT_READY as exc:
+                    if loop.time() + pause >= deadline:
+                        raise self._error(what, "JetStream not available", exc) from exc
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, _MAX_PAUSE)
+                except nats.errors.Error as exc:
+                    if self._closed or self._drops == drops:
+                        raise self._error(what, "failed", exc) from exc
+                    # Refused while reconnecting (e.g. outgoing buffer full): ask again.
+        finally:
+            self._busy -= 1
+            if self._busy == 0:
+                self._idle.set()
+
+    async def _wait_up(self, what: str, deadline: float) -> None:
+        if not self._up.is_set():
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._up.wait()
+            except TimeoutError as exc:
+                raise self._error(what, "not reconnected", exc) from exc
+        if self._closed:
+            raise NaqConnectionError(f"{what}: the client's connection to {self.url} is closed")
+
+    def _error(self, what: str, problem: str, exc: BaseException) -> NaqConnectionError:
+        state = "connected" if self.is_up else "disconnected, reconnecting"
+        detail = "" if isinstance(exc, TimeoutError) else f": {exc!r}"
+        return NaqConnectionError(
+            f"{what}: {problem} from NATS at {self.url} within {self.timeout:g} s ({state}){detail}"
+        )
+
+    async def finish_calls(self) -> int:
+        """Wait (up to the timeout) for calls in progress; how many are still unfinished."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.timeout):
+                await self._idle.wait()
+        return self._busy
+
+    # -- record watchers ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator[asyncio.Queue[Any]]:
+        """A queue that receives LinkEvents (and whatever the caller puts in it)."""
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._watchers.add(queue)
+        try:
+            yield queue
+        finally:
+            self._watchers.discard(queue)
+
+    async def next_event(self, queue: asyncio.Queue[Any], what: str, deadline: float | None) -> Any:
+        """The next item of a watch queue, by ``deadline`` (loop time; None: no limit).
+
+        Raises TimeoutError at the deadline, or NaqConnectionError when the deadline passed
+        while the connection was down or the client closed.
+        """
+        try:
+            async with asyncio.timeout_at(deadline):
+                item = await queue.get()
+        except TimeoutError:
+            if not self.is_up:
+                raise NaqConnectionError(
+                    f"{what}: disconnected from NATS at {self.url} when the wait ran out"
+                ) from None
+            raise
+        if item is LinkEvent.CLOSED:
+            raise NaqConnectionError(f"{what}: the client's connection to {self.url} closed")
+        return item
