@@ -89,10 +89,11 @@ class Facade:
         cls.wraps = wraps
         _FACADES[wraps] = cls
         for name, member in inspect.getmembers(wraps):
-            if name.startswith("_") and name not in _CONTEXT_MANAGER:
-                continue
+            twin_name = _CONTEXT_MANAGER.get(name, name)
+            if (name.startswith("_") and name not in _CONTEXT_MANAGER) or twin_name in cls.__dict__:
+                continue  # private, or written by hand in the class body
             if inspect.iscoroutinefunction(member):
-                setattr(cls, _CONTEXT_MANAGER.get(name, name), _blocking_twin(name, member))
+                setattr(cls, twin_name, _blocking_twin(name, member))
             elif inspect.isfunction(member):
                 setattr(cls, name, _plain_twin(name, member))
             elif isinstance(member, property):

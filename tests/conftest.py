@@ -7,12 +7,13 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import anyio
 import anyio.abc
 import pytest
+from anyio.from_thread import start_blocking_portal
 
 import naq
 from naq.server import EmbeddedServer
@@ -60,6 +61,17 @@ async def running_worker(url: str, queues: list[str], **options) -> AsyncIterato
         await tg.start(worker.run)
         yield worker
         worker.stop()
+
+
+@contextmanager
+def worker_in_thread(url: str, queues: list[str], **options) -> Iterator[naq.Worker]:
+    """A worker on its own event loop thread, for tests written in blocking style."""
+    worker = naq.Worker(queues, url=url, **{"poll_interval": 0.1, **options})
+    with start_blocking_portal() as portal:
+        future, _ = portal.start_task(worker.run)
+        yield worker
+        portal.call(worker.stop)
+        future.result(timeout=30)
 
 
 def start_worker_process(

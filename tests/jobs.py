@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -83,4 +84,30 @@ def signal_run(port: int, seconds: float = 0.0, value: object = "done"):
     with socket.create_connection(("127.0.0.1", port)) as conn:
         conn.sendall(b"started")
     time.sleep(seconds)
+    return value
+
+
+_barriers: dict[str, threading.Barrier] = {}
+_barriers_lock = threading.Lock()
+
+
+def rendezvous(key: str, parties: int, value: object, timeout: float = 60.0):
+    """Return ``value`` once ``parties`` jobs with this ``key`` run at the same time.
+
+    For an in-process worker (the barrier lives in this module); raises BrokenBarrierError
+    when they do not all get there within ``timeout``.
+    """
+    with _barriers_lock:
+        barrier = _barriers.setdefault(key, threading.Barrier(parties))
+    barrier.wait(timeout)
+    return value
+
+
+def wait_for_gate(port: int, value: object = "opened"):
+    """Connect to the test's listener on ``port`` and block until it sends a byte."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.settimeout(120)
+        conn.recv(1)
     return value

@@ -8,22 +8,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import anyio
 import pytest
-from anyio.from_thread import start_blocking_portal
 
 import naq
 import naq_sync
 from tests import jobs
+from tests.conftest import worker_in_thread
 
 
 @pytest.fixture
 def background_worker(nats_url: str, queue_name: str) -> Iterator[naq.Worker]:
-    """A worker on its own event loop thread, for tests written in blocking style."""
-    worker = naq.Worker([queue_name], url=nats_url, concurrency=16)
-    with start_blocking_portal() as portal:
-        future, _ = portal.start_task(worker.run)
+    with worker_in_thread(nats_url, [queue_name], concurrency=16) as worker:
         yield worker
-        portal.call(worker.stop)
-        future.result(timeout=30)
 
 
 @pytest.fixture

@@ -46,6 +46,7 @@ class Link:
         self.url = url
         self.timeout = timeout
         self._up = asyncio.Event()
+        self._down = asyncio.Event()
         self._closed = False
         self._drops = 0
         self._attempts: set[asyncio.Timeout] = set()
@@ -58,15 +59,17 @@ class Link:
 
     def connected(self) -> None:
         self._up.set()
+        self._down.clear()
 
     def reconnected(self) -> None:
-        self._up.set()
+        self.connected()
         for watcher in self._watchers:
             watcher.put_nowait(LinkEvent.RECONNECTED)
 
     def disconnected(self) -> None:
         """Calls in flight lose their answers with the connection: abandon them now."""
         self._up.clear()
+        self._down.set()
         self._drops += 1
         now = asyncio.get_running_loop().time()
         for attempt in self._attempts:
@@ -138,10 +141,18 @@ class Link:
         )
 
     async def finish_calls(self) -> int:
-        """Wait (up to the timeout) for calls in progress; how many are still unfinished."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.timeout):
-                await self._idle.wait()
+        """Let calls in progress finish; how many are still unfinished.
+
+        Waits up to the timeout while connected. While disconnected it does not wait: a
+        closing client must not hang on a server that is gone (the exit of a script, say).
+        """
+        if self._busy and self.is_up:
+            waits = [asyncio.ensure_future(event.wait()) for event in (self._idle, self._down)]
+            try:
+                await asyncio.wait(waits, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for wait in waits:
+                    wait.cancel()
         return self._busy
 
     # -- record watchers ----------------------------------------------------------------------
