@@ -33,9 +33,9 @@ _FIRST_PAUSE, _MAX_PAUSE = 0.05, 1.0
 
 
 class LinkEvent(enum.Enum):
-    """Told to watchers: read again (after a reconnect), or give up (the client closed)."""
+    """Told to watchers: read the record again (it may have changed unseen), or give up."""
 
-    RECONNECTED = "reconnected"
+    READ_AGAIN = "read again"
     CLOSED = "closed"
 
 
@@ -64,7 +64,7 @@ class Link:
     def reconnected(self) -> None:
         self.connected()
         for watcher in self._watchers:
-            watcher.put_nowait(LinkEvent.RECONNECTED)
+            watcher.put_nowait(LinkEvent.READ_AGAIN)
 
     def disconnected(self) -> None:
         """Calls in flight lose their answers with the connection: abandon them now."""

@@ -38,6 +38,8 @@ from ._names import (
 
 __all__ = ["Delivery", "NatsTransport", "Settlement"]
 
+_RECHECK_AFTER = 0.5
+"""Seconds into a record wait at which the record is read once more (see ``wait_record``)."""
 _STREAM_EXISTS = 10058  # JetStream: stream name already in use with a different configuration
 
 
@@ -285,15 +287,18 @@ class NatsTransport:
 
         Subscribes to the record's subject before reading it, so an update landing between
         the read and the wait is still seen: the caller is woken by the write, never polls.
-        Updates published while the connection was down are missed, so the record is read
-        again after each reconnect. The first read always happens: ``timeout=0`` answers
-        "is it done now?". Raises TimeoutError after ``timeout`` seconds, NaqConnectionError
-        if the connection is down by then.
+        Two reads more close the gaps that a subscription leaves: one ``_RECHECK_AFTER``
+        into the wait, for a write the server had fanned out just before the subscription
+        but not yet stored when it was read (it happens under load); and one after each
+        reconnect, for writes made while the connection was down. The first read always
+        happens: ``timeout=0`` answers "is it done now?". Raises TimeoutError after
+        ``timeout`` seconds, NaqConnectionError if the connection is down by then.
         """
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         what = f"waiting for job {job_id}"
         with self._link.watch() as events:
+            recheck = loop.call_later(_RECHECK_AFTER, events.put_nowait, LinkEvent.READ_AGAIN)
             try:
                 sub = await self._nc.subscribe(record_subject(job_id), cb=events.put)
             except nats.errors.ConnectionClosedError as exc:
@@ -302,12 +307,13 @@ class NatsTransport:
                 current = await self.get_record(job_id)
                 while current is not None and not done(current):
                     event = await self._link.next_event(events, what, deadline)
-                    if event is LinkEvent.RECONNECTED:
+                    if event is LinkEvent.READ_AGAIN:
                         current = await self.get_record(job_id)
                     elif event.data:  # a delete or purge marker has no data
                         current = event.data
                 return current
             finally:
+                recheck.cancel()
                 if not self._nc.is_closed:
                     await sub.unsubscribe()
 

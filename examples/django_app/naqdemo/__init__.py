@@ -1,0 +1,1 @@
+"""A minimal Django project that enqueues naq jobs from its views (no database)."""

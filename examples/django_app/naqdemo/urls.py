@@ -1,0 +1,8 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("jobs", views.enqueue_add),
+    path("jobs/<str:job_id>", views.job_detail),
+]
