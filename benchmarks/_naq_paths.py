@@ -18,7 +18,7 @@ import naq
 from ._drain import wait_drained
 from ._jobs import noop
 
-__all__ = ["drain_queue", "enqueue_awaited", "fill_queue", "latency"]
+__all__ = ["drain_queue", "enqueue_awaited", "fill_queue", "fresh_queue", "latency"]
 
 _LANES = 64
 """Concurrent enqueues while filling a queue before a worker run (that part is not timed)."""
@@ -27,13 +27,13 @@ _CHECKED = 20
 _WARMUP = 20
 
 
-def _fresh_queue(kind: str) -> str:
+def fresh_queue(kind: str) -> str:
     return f"bench-{kind}-{uuid.uuid4().hex[:8]}"
 
 
 async def enqueue_awaited(url: str, n: int) -> float:
     """``client.enqueue(noop)`` awaited one at a time (nobody consumes them): ops/s."""
-    queue = _fresh_queue("enqueue")
+    queue = fresh_queue("enqueue")
     async with naq.Client(url) as client:
         for _ in range(_WARMUP):
             await client.enqueue(noop, queue=queue)
@@ -49,7 +49,7 @@ async def fill_queue(url: str, n: int) -> tuple[str, list[str]]:
     This is setup for :func:`drain_queue`, not a measurement. Run it on asyncio: on Trio
     every enqueue crosses into naq's loop thread and filling takes several times longer.
     """
-    queue = _fresh_queue("work")
+    queue = fresh_queue("work")
     ids: list[str] = []
 
     async def lane(count: int) -> None:
@@ -92,7 +92,7 @@ async def drain_queue(url: str, queue: str, job_ids: list[str], concurrency: int
 
 async def latency(url: str, samples: int) -> list[float]:
     """Enqueue-to-result times in ms, one job at a time, with a worker already waiting."""
-    queue = _fresh_queue("latency")
+    queue = fresh_queue("latency")
     async with naq.Client(url) as client:
         worker = naq.Worker([queue], url=url)
         async with anyio.create_task_group() as tg:

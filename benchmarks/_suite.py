@@ -17,14 +17,22 @@ import anyio
 from ._floors import Floors, measure_floors
 from ._naq_paths import drain_queue, enqueue_awaited, fill_queue, latency
 from ._report import Row
+from ._sync_paths import enqueue_from_tasks, enqueue_from_threads
 
-__all__ = ["ASYNCIO_CONCURRENCIES", "REPEATS", "TRIO_CONCURRENCIES", "run_suite"]
+__all__ = [
+    "ASYNCIO_CONCURRENCIES",
+    "REPEATS",
+    "SYNC_THREADS",
+    "TRIO_CONCURRENCIES",
+    "run_suite",
+]
 
 T = TypeVar("T")
 
 REPEATS = 3
 ASYNCIO_CONCURRENCIES = (1, 10, 100)
 TRIO_CONCURRENCIES = (100,)
+SYNC_THREADS = (1, 8)
 
 
 def _say(text: str, *, end: str = "") -> None:
@@ -94,6 +102,7 @@ def run_suite(url: str, size: int, latency_samples: int) -> list[Row]:
         "naq enqueue awaited (asyncio)", lambda: _run("asyncio", enqueue_awaited, url, size)
     )
     rows.append(_rate_row("naq enqueue awaited (asyncio)", runs, "publish", floors.publish_awaited))
+    rows += _enqueue_rows(url, size, statistics.median(runs))
 
     configs = [("asyncio", c) for c in ASYNCIO_CONCURRENCIES]
     configs += [("trio", c) for c in TRIO_CONCURRENCIES]
@@ -103,6 +112,19 @@ def run_suite(url: str, size: int, latency_samples: int) -> list[Row]:
         rows.append(_rate_row(name, runs, "fetch+ack", floors.fetch_ack))
 
     rows += _latency_rows(url, latency_samples, floors)
+    return rows
+
+
+def _enqueue_rows(url: str, size: int, async_rate: float) -> list[Row]:
+    """naq_sync from 1 and 8 threads, and 8 async tasks: each beside the awaited async rate."""
+    rows = []
+    for threads in SYNC_THREADS:
+        name = f"naq_sync enqueue, {threads} thread{'s' if threads > 1 else ''}"
+        runs = _repeated(name, lambda t=threads: enqueue_from_threads(url, size, t))
+        rows.append(_rate_row(name, runs, "async enqueue", async_rate))
+    name = "naq enqueue, 8 tasks (asyncio)"
+    runs = _repeated(name, lambda: _run("asyncio", enqueue_from_tasks, url, size, 8))
+    rows.append(_rate_row(name, runs, "async enqueue", async_rate))
     return rows
 
 
