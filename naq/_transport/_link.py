@@ -107,16 +107,16 @@ class Link:
                             self._attempts.discard(attempt)
                 except TimeoutError as exc:
                     if self._drops == drops or loop.time() >= deadline:
-                        raise self._error(what, "no answer", exc) from exc
+                        raise self._error(what, "no answer within the timeout", exc) from exc
                     # The connection dropped mid-call: ask again once it is back.
                 except _NOT_READY as exc:
                     if loop.time() + pause >= deadline:
-                        raise self._error(what, "JetStream not available", exc) from exc
+                        raise self._error(what, "JetStream not ready in time", exc) from exc
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, _MAX_PAUSE)
                 except nats.errors.Error as exc:
                     if self._closed or self._drops == drops:
-                        raise self._error(what, "failed", exc) from exc
+                        raise self._error(what, "refused", exc) from exc
                     # Refused while reconnecting (e.g. outgoing buffer full): ask again.
         finally:
             self._busy -= 1
@@ -129,15 +129,15 @@ class Link:
                 async with asyncio.timeout_at(deadline):
                     await self._up.wait()
             except TimeoutError as exc:
-                raise self._error(what, "not reconnected", exc) from exc
+                raise self._error(what, "no reconnect within the timeout", exc) from exc
         if self._closed:
             raise NaqConnectionError(f"{what}: the client's connection to {self.url} is closed")
 
     def _error(self, what: str, problem: str, exc: BaseException) -> NaqConnectionError:
-        state = "connected" if self.is_up else "disconnected, reconnecting"
-        detail = "" if isinstance(exc, TimeoutError) else f": {exc!r}"
+        state = "connected" if self.is_up else "disconnected and reconnecting"
+        detail = "" if isinstance(exc, TimeoutError) else f" ({exc!r})"
         return NaqConnectionError(
-            f"{what}: {problem} from NATS at {self.url} within {self.timeout:g} s ({state}){detail}"
+            f"{what}: {problem}{detail}; NATS at {self.url} is {state} (timeout {self.timeout:g} s)"
         )
 
     async def finish_calls(self) -> int:
