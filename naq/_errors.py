@@ -43,12 +43,14 @@ class NaqConnectionError(NaqError, ConnectionError):
 class EnqueueError(NaqError):
     """Some jobs of a batch were not confirmed by the server; ``failed_ids`` names them."""
 
-    def __init__(self, failed_ids: list[str], total: int) -> None:
+    def __init__(self, failures: list[tuple[str, NaqError]], total: int) -> None:
+        job_id, error = failures[0]
         super().__init__(
-            f"{len(failed_ids)} of {total} jobs were not stored (e.g. {failed_ids[0]}); "
-            "enqueue them again: their ids make it idempotent"
+            f"{len(failures)} of {total} jobs were not confirmed (first: {job_id}: {error}); "
+            "enqueue them again with the same ids to be sure each runs once"
         )
-        self.failed_ids = failed_ids
+        self.failed_ids = [job_id for job_id, _ in failures]
+        self.errors = dict(failures)
 
 
 class JobNotFound(NaqError, LookupError):

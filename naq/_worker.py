@@ -35,6 +35,45 @@ __all__ = ["Worker"]
 _SETTLE_BATCH = 512
 
 
+@attrs.frozen
+class _Update:
+    """A record to store and what to do with the job's message after: a Settlement to be.
+
+    Records are encoded only when settled, so a "started" record made moot by the same
+    job's outcome in the same batch is dropped without ever being encoded or sent.
+    """
+
+    record: JobRecord | None
+    delivery: Delivery | None = None
+    record_ttl: float | None = None
+    nak_delay: float | None = None
+    dead_reason: str | None = None
+    job_id: str = ""
+    queue: str = ""
+
+    def settlement(self) -> Settlement:
+        record = self.record
+        return Settlement(
+            record.id if record is not None else self.job_id,
+            encode_record(record) if record is not None else None,
+            self.delivery,
+            record_ttl=self.record_ttl,
+            nak_delay=self.nak_delay,
+            dead_reason=self.dead_reason,
+            queue=record.queue if record is not None else self.queue,
+        )
+
+
+def _settlements(batch: list[_Update]) -> list[Settlement]:
+    """Encode a batch, leaving out "started" records superseded within it."""
+    ended = {u.record.id for u in batch if u.delivery is not None and u.record is not None}
+    return [
+        u.settlement()
+        for u in batch
+        if u.delivery is not None or u.record is None or u.record.id not in ended
+    ]
+
+
 def _record_ttl(result_ttl: float | None) -> float | None:
     """Seconds to keep a finished record: default 500, -1 forever, else at least 1 s."""
     if result_ttl is None:
@@ -84,19 +123,19 @@ class Worker:
         self.poll_interval = poll_interval
         self.id = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         self._in_flight: set[Delivery] = set()
-        self._fetching: anyio.CancelScope | None = None
+        self._idle_waits: set[anyio.CancelScope] = set()
         self._stop_requested = False
         self._connection: Connection | None = None
 
     def stop(self) -> None:
         """Stop fetching; jobs already running finish and are settled, then ``run`` returns.
 
-        A fetch already under way completes (within ``poll_interval``) and its jobs run, so
-        no message is left waiting in a buffer for its ack wait to expire.
+        An open pull request runs out first (within ``poll_interval``) and the jobs it
+        brings run too, so no delivered message is left waiting for its ack wait.
         """
         self._stop_requested = True
-        if self._fetching is not None:
-            self._fetching.cancel()
+        for scope in list(self._idle_waits):
+            scope.cancel()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Process jobs until :meth:`stop` is called or the task is cancelled.
@@ -121,24 +160,23 @@ class Worker:
             logger.info("worker {} stopped", self.id)
 
     async def _serve(self, task_status: TaskStatus[None]) -> None:
-        send, receive = anyio.create_memory_object_stream[Settlement](math.inf)
+        send, receive = anyio.create_memory_object_stream[_Update](math.inf)
         slots = anyio.Semaphore(self.concurrency)
         limiter = anyio.CapacityLimiter(self.concurrency)
         async with anyio.create_task_group() as service:
             service.start_soon(self._keep_alive_loop)
             async with anyio.create_task_group() as core:
                 core.start_soon(self._settle_loop, receive)
-                async with send, anyio.create_task_group() as jobs:
-                    self._fetching = anyio.CancelScope()
-                    if self._stop_requested:
-                        self._fetching.cancel()
-                    with self._fetching:
-                        async with anyio.create_task_group() as fetchers:
-                            for queue in self.queues:
-                                fetchers.start_soon(
-                                    self._fetch_loop, queue, slots, limiter, jobs, send
-                                )
-                            task_status.started()
+                # Exits in reverse: fetch loops end, then running jobs, then ``send`` closes
+                # and the settle loop drains what is left.
+                async with (
+                    send,
+                    anyio.create_task_group() as jobs,
+                    anyio.create_task_group() as fetchers,
+                ):
+                    for queue in self.queues:
+                        fetchers.start_soon(self._fetch_loop, queue, slots, limiter, jobs, send)
+                    task_status.started()
             service.cancel_scope.cancel()
 
     async def _fetch_loop(
@@ -147,34 +185,51 @@ class Worker:
         slots: anyio.Semaphore,
         limiter: anyio.CapacityLimiter,
         jobs: TaskGroup,
-        send: MemoryObjectSendStream[Settlement],
+        send: MemoryObjectSendStream[_Update],
     ) -> None:
+        """Keep a slot for every message asked for; start each job as its message arrives.
+
+        ``reserved`` counts slots held for messages the open pull request may still bring.
+        A stop lets that request run out (within ``poll_interval``) and runs what it brings,
+        so no delivered message is left waiting for its ack wait.
+        """
         connection = self._connection
         assert connection is not None
+        reserved = 0
         while True:
-            await slots.acquire()
-            wanted = 1
-            while wanted < self.concurrency and slots.value > 0:
+            if reserved == 0:
+                if self._stop_requested or not await self._wait_for_slot(slots):
+                    return
+                reserved = 1
+            while not self._stop_requested and reserved < self.concurrency and slots.value > 0:
                 slots.acquire_nowait()
-                wanted += 1
-            # Shielded: a stop takes effect after the fetch returns (its server-side pull
-            # request expires with it), so every message the server sent gets handled.
-            failed = False
-            with anyio.CancelScope(shield=True):
-                try:
-                    deliveries = await connection.call(
-                        connection.transport.fetch, queue, wanted, self.poll_interval
-                    )
-                except Exception as exc:  # noqa: BLE001 - logged; nats-py reconnects by itself
-                    logger.warning("fetch from {} failed, retrying: {!r}", queue, exc)
-                    deliveries, failed = [], True
-            for _ in range(wanted - len(deliveries)):
-                slots.release()
+                reserved += 1
+            try:
+                deliveries, owed = await connection.call(
+                    connection.transport.fetch, queue, reserved, self.poll_interval
+                )
+            except Exception as exc:  # noqa: BLE001 - logged; nats-py reconnects by itself
+                logger.warning("fetch from {} failed, retrying: {!r}", queue, exc)
+                deliveries, owed = [], 0
+                await anyio.sleep(self.poll_interval)  # back off while NATS reconnects
+            reserved -= len(deliveries)
             for delivery in deliveries:
                 self._in_flight.add(delivery)
                 jobs.start_soon(self._process, delivery, queue, slots, limiter, send)
-            if failed:
-                await anyio.sleep(self.poll_interval)  # back off while NATS reconnects
+            for _ in range(reserved - owed):
+                slots.release()
+            reserved = min(reserved, owed)
+
+    async def _wait_for_slot(self, slots: anyio.Semaphore) -> bool:
+        """Take one slot; False when :meth:`stop` interrupted the wait."""
+        with anyio.CancelScope() as scope:
+            self._idle_waits.add(scope)
+            try:
+                await slots.acquire()
+                return True
+            finally:
+                self._idle_waits.discard(scope)
+        return False
 
     async def _process(
         self,
@@ -182,7 +237,7 @@ class Worker:
         queue: str,
         slots: anyio.Semaphore,
         limiter: anyio.CapacityLimiter,
-        send: MemoryObjectSendStream[Settlement],
+        send: MemoryObjectSendStream[_Update],
     ) -> None:
         try:
             settlement = await self._run(delivery, queue, limiter, send)
@@ -195,17 +250,17 @@ class Worker:
         delivery: Delivery,
         queue: str,
         limiter: anyio.CapacityLimiter,
-        send: MemoryObjectSendStream[Settlement],
-    ) -> Settlement:
+        send: MemoryObjectSendStream[_Update],
+    ) -> _Update:
         try:
             record = decode_record(delivery.data)
         except SerializationError as exc:
             logger.error("dead letter from {}: {}", queue, exc)
-            return Settlement(
-                delivery.job_id or "unknown",
+            return _Update(
                 None,
                 delivery,
                 dead_reason=f"undecodable message: {exc}",
+                job_id=delivery.job_id or "unknown",
                 queue=queue,
             )
         attempt = delivery.num_delivered
@@ -229,7 +284,7 @@ class Worker:
             attempts=attempt,
             worker_id=self.id,
         )
-        send.send_nowait(Settlement(record.id, encode_record(started)))
+        send.send_nowait(_Update(started))
         logger.debug("job {} {} started (attempt {})", record.id, record.func_name, attempt)
         outcome = await execute(func, args, kwargs, timeout=record.job_timeout, limiter=limiter)
         if outcome.error is None:
@@ -242,12 +297,7 @@ class Worker:
                     started, status=JobStatus.FINISHED, ended_at=utcnow(), result=encoded
                 )
                 logger.debug("job {} finished", record.id)
-                return Settlement(
-                    record.id,
-                    encode_record(finished),
-                    delivery,
-                    record_ttl=_record_ttl(record.result_ttl),
-                )
+                return _Update(finished, delivery, record_ttl=_record_ttl(record.result_ttl))
         assert outcome.error is not None
         return self._failed(started, attempt, outcome.error, delivery, retry=True)
 
@@ -259,7 +309,7 @@ class Worker:
         delivery: Delivery,
         *,
         retry: bool,
-    ) -> Settlement:
+    ) -> _Update:
         """Retry when the policy allows, else fail the job and dead-letter its message."""
         policy = record.retry
         if retry and policy is not None and attempt <= policy.max:
@@ -275,17 +325,15 @@ class Worker:
                 delay,
             )
             waiting = attrs.evolve(record, status=status, attempts=attempt, error=error)
-            return Settlement(record.id, encode_record(waiting), delivery, nak_delay=delay)
+            return _Update(waiting, delivery, nak_delay=delay)
         failed = attrs.evolve(
             record, status=JobStatus.FAILED, attempts=attempt, ended_at=utcnow(), error=error
         )
         reason = f"failed after {attempt} attempt(s): {error.type}: {error.message}"
         logger.error("job {} {} {}", record.id, record.func_name, reason)
-        return Settlement(
-            record.id, encode_record(failed), delivery, dead_reason=reason, queue=record.queue
-        )
+        return _Update(failed, delivery, dead_reason=reason)
 
-    async def _settle_loop(self, receive: MemoryObjectReceiveStream[Settlement]) -> None:
+    async def _settle_loop(self, receive: MemoryObjectReceiveStream[_Update]) -> None:
         connection = self._connection
         assert connection is not None
         async with receive:
@@ -296,14 +344,15 @@ class Worker:
                         batch.append(receive.receive_nowait())
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
+                settlements = _settlements(batch)
                 try:
-                    errors = await connection.call(connection.transport.settle, batch)
+                    errors = await connection.call(connection.transport.settle, settlements)
                 except Exception as exc:  # noqa: BLE001 - logged; the jobs are redelivered
                     logger.error(
                         "could not settle {} jobs, they will be redelivered: {!r}", len(batch), exc
                     )
-                    errors = [exc] * len(batch)
-                for item, error in zip(batch, errors, strict=True):
+                    errors = [exc] * len(settlements)
+                for item, error in zip(settlements, errors, strict=True):
                     if error is not None:
                         logger.error("could not store outcome of job {}: {!r}", item.job_id, error)
                     if item.delivery is not None:

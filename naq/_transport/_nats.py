@@ -19,7 +19,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import api
 
-from .._errors import NaqConnectionError
+from .._errors import NaqConnectionError, NaqError, SerializationError
 from ._names import (
     DEAD_STREAM,
     JOBS_BUCKET,
@@ -32,8 +32,13 @@ from ._names import (
     queued_job_subject,
     record_subject,
 )
+from ._publisher import AckedPublisher, PublishError
+from ._pull import PullConsumer
 
-__all__ = ["Delivery", "NatsTransport", "Settlement"]
+__all__ = ["ACK_TIMEOUT", "Delivery", "NatsTransport", "Settlement"]
+
+ACK_TIMEOUT = 10.0
+"""Seconds to wait for JetStream to confirm a publish before counting it as failed."""
 
 _STREAM_EXISTS = 10058  # JetStream: stream name already in use with a different configuration
 
@@ -66,6 +71,18 @@ class Settlement:
     queue: str = ""
 
 
+def _publish_failure(url: str, error: BaseException) -> NaqError:
+    """A failed publish as the NaqError a caller should see."""
+    if isinstance(error, nats.errors.MaxPayloadError):
+        return SerializationError(f"job is larger than the server's max_payload: {error}")
+    if isinstance(error, PublishError):
+        return NaqError(f"JetStream refused the job: {error}")
+    return NaqConnectionError(
+        f"NATS at {url} did not confirm the job ({error!r}); it may or may not be queued: "
+        "enqueue it again with the same job_id to be sure it runs once"
+    )
+
+
 def _consumer_config(queue: str, ack_wait: float) -> api.ConsumerConfig:
     return api.ConsumerConfig(
         durable_name=consumer_name(queue),
@@ -87,7 +104,8 @@ class NatsTransport:
         self._nc: NatsClient | None = None
         self._js: Any = None
         self._kv: Any = None
-        self._subs: dict[str, Any] = {}
+        self._publisher: AckedPublisher | None = None
+        self._consumers: dict[str, PullConsumer] = {}
         self._closing = False
 
     # -- connection -------------------------------------------------------------------------
@@ -111,6 +129,8 @@ class NatsTransport:
         # nats-py reads this option at each reconnect, and has no other way to set it.
         self._nc.options["max_reconnect_attempts"] = -1
         self._js = self._nc.jetstream()
+        self._publisher = AckedPublisher(self._nc)
+        await self._publisher.start()
         try:
             await self._ensure_stream(
                 api.StreamConfig(
@@ -185,23 +205,49 @@ class NatsTransport:
         One publish per job: a queued job is found by id on its own subject, and only a
         worker writes the job's KV record, once the job leaves the queue.
         """
-        await self._js.publish(job_subject(queue, job_id), record, headers={"Nats-Msg-Id": job_id})
+        failed = await self.enqueue_many([(queue, job_id, record)])
+        if failed:
+            raise failed[0][1]
 
-    async def enqueue_many(self, jobs: Sequence[tuple[str, str, bytes]]) -> list[str]:
-        """Publish many ``(queue, job id, record)`` pipelined; the ids not confirmed."""
-        js = self._js
+    async def enqueue_many(
+        self, jobs: Sequence[tuple[str, str, bytes]]
+    ) -> list[tuple[str, NaqError]]:
+        """Publish ``(queue, job id, record)``s pipelined; the ones not confirmed, with why."""
         futures = [
-            await js.publish_async(
-                job_subject(queue, job_id), record, headers={"Nats-Msg-Id": job_id}
-            )
+            await self._publish(job_subject(queue, job_id), record, {"Nats-Msg-Id": job_id})
             for queue, job_id, record in jobs
         ]
-        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        outcomes = await self._confirmations(futures)
         return [
-            job_id
+            (job_id, _publish_failure(self.url, outcome))
             for (_, job_id, _), outcome in zip(jobs, outcomes, strict=True)
-            if isinstance(outcome, BaseException)
+            if outcome is not None
         ]
+
+    async def _publish(
+        self, subject: str, payload: bytes, headers: dict[str, str] | None = None
+    ) -> asyncio.Future[int]:
+        assert self._publisher is not None
+        try:
+            return await self._publisher.publish(subject, payload, headers)
+        except nats.errors.MaxPayloadError as exc:
+            failed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            return failed
+
+    async def _confirmations(
+        self, futures: Sequence[asyncio.Future[int]]
+    ) -> list[BaseException | None]:
+        """Wait for the server's acks, at most ``ACK_TIMEOUT``; an error (or None) for each."""
+        done, _ = await asyncio.wait(futures, timeout=ACK_TIMEOUT) if futures else (set(), None)
+        outcomes: list[BaseException | None] = []
+        for future in futures:
+            if future not in done:
+                future.cancel()
+                outcomes.append(TimeoutError(f"no ack from JetStream within {ACK_TIMEOUT} s"))
+            else:
+                outcomes.append(future.exception())
+        return outcomes
 
     async def get_record(self, job_id: str) -> bytes | None:
         """The current record of a job, or None when there is none.
@@ -275,14 +321,17 @@ class NatsTransport:
     async def ensure_consumer(self, queue: str, ack_wait: float) -> None:
         """Create or update the queue's durable pull consumer and bind to it."""
         await self._js.add_consumer(JOBS_STREAM, _consumer_config(queue, ack_wait))
-        self._subs[queue] = await self._js.pull_subscribe_bind(consumer_name(queue), JOBS_STREAM)
+        consumer = PullConsumer(self._nc, JOBS_STREAM, consumer_name(queue))
+        await consumer.start()
+        self._consumers[queue] = consumer
 
-    async def fetch(self, queue: str, batch: int, timeout: float) -> list[Delivery]:
-        """Up to ``batch`` messages from the queue, waiting at most ``timeout`` for the first."""
-        try:
-            msgs = await self._subs[queue].fetch(batch, timeout=timeout)
-        except nats.errors.TimeoutError:
-            return []
+    async def fetch(self, queue: str, want: int, timeout: float) -> tuple[list[Delivery], int]:
+        """Up to ``want`` messages as soon as any arrive, and how many more are owed.
+
+        The caller keeps a worker slot for each owed message: the open pull request may
+        still deliver them (see ``_pull``).
+        """
+        msgs, owed = await self._consumers[queue].fetch(want, timeout)
         return [
             Delivery(
                 msg,
@@ -291,7 +340,7 @@ class NatsTransport:
                 (msg.headers or {}).get("Nats-Msg-Id", ""),
             )
             for msg in msgs
-        ]
+        ], owed
 
     async def keep_alive(self, deliveries: Sequence[Delivery]) -> None:
         """Tell the server these jobs are still running, so their ack wait restarts."""
@@ -299,9 +348,12 @@ class NatsTransport:
             await delivery.handle.in_progress()
 
     async def hand_back(self, deliveries: Sequence[Delivery]) -> None:
-        """Return messages for immediate redelivery to another worker."""
+        """Return messages (and any delivered but not fetched) for immediate redelivery."""
         for delivery in deliveries:
             await delivery.handle.nak()
+        for consumer in self._consumers.values():
+            for msg in consumer.take_buffered():
+                await msg.nak()
         await self._nc.flush()
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[BaseException | None]:
@@ -311,7 +363,6 @@ class NatsTransport:
         sees a job's final record also finds its dead letter. An item whose dead letter or
         record could not be stored is not acknowledged: the server delivers it again.
         """
-        js = self._js
         errors: list[BaseException | None] = [None] * len(settlements)
         dead = [
             (i, item)
@@ -319,35 +370,27 @@ class NatsTransport:
             if item.dead_reason is not None and item.delivery is not None
         ]
         if dead:
-            futures = [
-                await js.publish_async(
-                    dead_subject(item.queue),
-                    item.delivery.data,
-                    headers={"Naq-Reason": item.dead_reason, "Naq-Job-Id": item.job_id},
-                )
-                for _, item in dead
+            headers = [
+                {"Naq-Reason": item.dead_reason, "Naq-Job-Id": item.job_id} for _, item in dead
             ]
-            outcomes = await asyncio.gather(*futures, return_exceptions=True)
-            for (i, _), outcome in zip(dead, outcomes, strict=True):
-                if isinstance(outcome, BaseException):
-                    errors[i] = outcome
-        stored: list[asyncio.Future[Any] | None] = []
-        for item, error in zip(settlements, errors, strict=True):
-            if item.record is None or error is not None:
-                stored.append(None)
-                continue
-            stored.append(
-                await js.publish_async(
-                    record_subject(item.job_id), item.record, msg_ttl=item.record_ttl
+            futures = [
+                await self._publish(dead_subject(item.queue), item.delivery.data, header)
+                for (_, item), header in zip(dead, headers, strict=True)
+            ]
+            for (i, _), error in zip(dead, await self._confirmations(futures), strict=True):
+                errors[i] = error
+        writes: list[tuple[int, asyncio.Future[int]]] = []
+        for i, item in enumerate(settlements):
+            if item.record is not None and errors[i] is None:
+                ttl = {"Nats-TTL": str(int(item.record_ttl))} if item.record_ttl else None
+                writes.append(
+                    (i, await self._publish(record_subject(item.job_id), item.record, ttl))
                 )
-            )
-        for i, (item, future) in enumerate(zip(settlements, stored, strict=True)):
-            if future is not None:
-                try:
-                    await future
-                except Exception as exc:  # noqa: BLE001 - reported to the caller per item
-                    errors[i] = exc
-            if errors[i] is None and item.delivery is not None:
+        confirmations = await self._confirmations([future for _, future in writes])
+        for (i, _), error in zip(writes, confirmations, strict=True):
+            errors[i] = error
+        for item, error in zip(settlements, errors, strict=True):
+            if error is None and item.delivery is not None:
                 if item.nak_delay is None:
                     await item.delivery.handle.ack()
                 else:
