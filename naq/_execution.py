@@ -33,6 +33,24 @@ def error_info(exc: BaseException) -> ErrorInfo:
     )
 
 
+async def _call(
+    func: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    is_async: bool,
+    limiter: anyio.CapacityLimiter,
+) -> Outcome:
+    try:
+        if is_async:
+            value = await func(*args, **kwargs)
+        else:
+            call = functools.partial(func, *args, **kwargs)
+            value = await anyio.to_thread.run_sync(call, limiter=limiter, abandon_on_cancel=True)
+    except Exception as exc:  # noqa: BLE001 - any error a job raises is its outcome
+        return Outcome(error=error_info(exc))
+    return Outcome(value=value)
+
+
 def _is_async(func: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
         getattr(func, "__call__", None)  # noqa: B004 - async callable objects
@@ -54,18 +72,10 @@ async def execute(
     Python cannot stop the thread, which runs on until the function returns.
     """
     is_async = _is_async(func)
+    if timeout is None:  # no cancel scope to pay for on the common path
+        return await _call(func, args, kwargs, is_async, limiter)
     with anyio.move_on_after(timeout):
-        try:
-            if is_async:
-                value = await func(*args, **kwargs)
-            else:
-                call = functools.partial(func, *args, **kwargs)
-                value = await anyio.to_thread.run_sync(
-                    call, limiter=limiter, abandon_on_cancel=True
-                )
-        except Exception as exc:  # noqa: BLE001 - any error a job raises is its outcome
-            return Outcome(error=error_info(exc))
-        return Outcome(value=value)
+        return await _call(func, args, kwargs, is_async, limiter)
     kind = "async job was cancelled" if is_async else "sync job's thread was left running"
     return Outcome(
         error=ErrorInfo(

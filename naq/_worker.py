@@ -17,11 +17,12 @@ from collections.abc import Sequence
 
 import anyio
 import attrs
-from anyio.abc import TaskGroup, TaskStatus
+from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from loguru import logger
 
 from ._connection import Connection
+from ._dispatch import DispatchQueue
 from ._errors import ConfigurationError, SerializationError
 from ._execution import Outcome, error_info, execute
 from ._record import ErrorInfo, JobRecord, JobStatus, decode_record, encode_record
@@ -167,25 +168,26 @@ class Worker:
             service.start_soon(self._keep_alive_loop)
             async with anyio.create_task_group() as core:
                 core.start_soon(self._settle_loop, receive)
-                # Exits in reverse: fetch loops end, then running jobs, then ``send`` closes
-                # and the settle loop drains what is left.
-                async with (
-                    send,
-                    anyio.create_task_group() as jobs,
-                    anyio.create_task_group() as fetchers,
-                ):
-                    for queue in self.queues:
-                        fetchers.start_soon(self._fetch_loop, queue, slots, limiter, jobs, send)
-                    task_status.started()
+                # Exits in reverse: fetch loops end and close ``dispatch``, runners finish
+                # their jobs, then ``send`` closes and the settle loop drains what is left.
+                dispatch = DispatchQueue[tuple[Delivery, str]]()
+                async with send, anyio.create_task_group() as runners:
+                    for _ in range(self.concurrency):
+                        runners.start_soon(self._runner, dispatch, slots, limiter, send)
+                    try:
+                        async with anyio.create_task_group() as fetchers:
+                            for queue in self.queues:
+                                fetchers.start_soon(self._fetch_loop, queue, slots, dispatch)
+                            task_status.started()
+                    finally:
+                        dispatch.close()
             service.cancel_scope.cancel()
 
     async def _fetch_loop(
         self,
         queue: str,
         slots: anyio.Semaphore,
-        limiter: anyio.CapacityLimiter,
-        jobs: TaskGroup,
-        send: MemoryObjectSendStream[_Update],
+        dispatch: DispatchQueue[tuple[Delivery, str]],
     ) -> None:
         """Keep a slot for every message asked for; start each job as its message arrives.
 
@@ -215,7 +217,7 @@ class Worker:
             reserved -= len(deliveries)
             for delivery in deliveries:
                 self._in_flight.add(delivery)
-                jobs.start_soon(self._process, delivery, queue, slots, limiter, send)
+                dispatch.put((delivery, queue))
             for _ in range(reserved - owed):
                 slots.release()
             reserved = min(reserved, owed)
@@ -231,19 +233,24 @@ class Worker:
                 self._idle_waits.discard(scope)
         return False
 
-    async def _process(
+    async def _runner(
         self,
-        delivery: Delivery,
-        queue: str,
+        dispatch: DispatchQueue[tuple[Delivery, str]],
         slots: anyio.Semaphore,
         limiter: anyio.CapacityLimiter,
         send: MemoryObjectSendStream[_Update],
     ) -> None:
-        try:
-            settlement = await self._run(delivery, queue, limiter, send)
-        finally:
-            slots.release()
-        send.send_nowait(settlement)
+        """One of ``concurrency`` long-lived tasks that run jobs (cheaper than a task each)."""
+        while True:
+            try:
+                delivery, queue = await dispatch.get()
+            except anyio.EndOfStream:
+                return
+            try:
+                update = await self._run(delivery, queue, limiter, send)
+            finally:
+                slots.release()
+            send.send_nowait(update)
 
     async def _run(
         self,
@@ -285,7 +292,6 @@ class Worker:
             worker_id=self.id,
         )
         send.send_nowait(_Update(started))
-        logger.debug("job {} {} started (attempt {})", record.id, record.func_name, attempt)
         outcome = await execute(func, args, kwargs, timeout=record.job_timeout, limiter=limiter)
         if outcome.error is None:
             try:
@@ -296,7 +302,6 @@ class Worker:
                 finished = attrs.evolve(
                     started, status=JobStatus.FINISHED, ended_at=utcnow(), result=encoded
                 )
-                logger.debug("job {} finished", record.id)
                 return _Update(finished, delivery, record_ttl=_record_ttl(record.result_ttl))
         assert outcome.error is not None
         return self._failed(started, attempt, outcome.error, delivery, retry=True)
