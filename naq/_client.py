@@ -18,7 +18,7 @@ from ._retry import Retry
 from ._serializers import Serializer, get_serializer
 from ._settings import default_url
 from ._time import utcnow
-from ._transport import check_job_id, check_queue_name
+from ._transport import OutgoingJob, check_job_id, check_queue_name
 
 __all__ = ["Call", "Client", "Queue"]
 
@@ -44,6 +44,10 @@ def _retry(value: Retry | int | None) -> Retry | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return Retry(max=value)
     raise ConfigurationError(f"retry must be a naq.Retry or a number of retries, got {value!r}")
+
+
+def _outgoing(record: JobRecord, explicit_id: bool) -> OutgoingJob:
+    return OutgoingJob(record.queue, record.id, encode_record(record), dedupe=explicit_id)
 
 
 @attrs.frozen
@@ -140,9 +144,7 @@ class Client:
             func, args, kwargs or {}, queue, job_id, job_timeout, retry, result_ttl, meta
         )
         transport = self._connection.transport
-        await self._connection.call(
-            transport.enqueue, record.queue, record.id, encode_record(record)
-        )
+        await self._connection.call(transport.enqueue, _outgoing(record, job_id is not None))
         return Job(self._connection, record.id, record)
 
     async def enqueue_many(
@@ -160,6 +162,7 @@ class Client:
         Every call is encoded before anything is sent, so a bad argument anywhere means
         nothing is published. Raises EnqueueError naming the jobs the server did not confirm.
         """
+        calls = list(calls)
         records = [
             self._new_record(
                 c.func, c.args, c.kwargs, queue, c.job_id, job_timeout, retry, result_ttl, meta
@@ -168,7 +171,8 @@ class Client:
         ]
         transport = self._connection.transport
         failed = await self._connection.call(
-            transport.enqueue_many, [(r.queue, r.id, encode_record(r)) for r in records]
+            transport.enqueue_many,
+            [_outgoing(r, c.job_id is not None) for r, c in zip(records, calls, strict=True)],
         )
         if failed:
             raise EnqueueError(failed, len(records))
@@ -205,7 +209,7 @@ class Client:
             job_timeout=_seconds("job_timeout", job_timeout),
             retry=_retry(retry),
             result_ttl=_seconds("result_ttl", result_ttl, allow_never=True),
-            meta=get_serializer("json").encode_value(dict(meta or {})),
+            meta=get_serializer("json").encode_value(dict(meta)) if meta else {},
         )
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from ._errors import ConfigurationError
 
-__all__ = ["describe", "import_path", "resolve"]
+__all__ = ["describe", "import_path", "importable_path", "resolve"]
+
+_IMPORTABLE: dict[Any, str | None] = {}
+"""Cache of :func:`importable_path` for functions seen (module-level ones are few)."""
 
 
 def describe(func: Callable[..., Any] | str) -> str:
@@ -37,6 +41,32 @@ def import_path(func: Callable[..., Any] | str) -> str:
             f"{path} cannot be imported by a worker; define it at module level in an "
             "importable module or pass its path as 'pkg.module:func'"
         )
+    return path
+
+
+def importable_path(func: Callable[..., Any]) -> str | None:
+    """``func``'s import path if importing it yields ``func`` itself, else None (cached).
+
+    ``__main__`` never counts: a worker's ``__main__`` is not the producer's.
+    """
+    try:
+        return _IMPORTABLE[func]
+    except KeyError:
+        pass
+    except TypeError:  # unhashable callable
+        return None
+    module_name = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", "")
+    path = None
+    module = sys.modules.get(module_name) if module_name and module_name != "__main__" else None
+    if module is not None and "<" not in qualname:
+        target: Any = module
+        for part in qualname.split("."):
+            target = getattr(target, part, None)
+        if target is func:
+            path = f"{module_name}:{qualname}"
+    if len(_IMPORTABLE) < 10_000:
+        _IMPORTABLE[func] = path
     return path
 
 

@@ -2,12 +2,13 @@
 
 from ._bridge import Bridge, bridge_for_current_backend
 from ._names import check_job_id, check_queue_name
-from ._nats import Delivery, NatsTransport, Settlement
+from ._nats import Delivery, NatsTransport, OutgoingJob, Settlement
 
 __all__ = [
     "Bridge",
     "Delivery",
     "NatsTransport",
+    "OutgoingJob",
     "Settlement",
     "bridge_for_current_backend",
     "check_job_id",
