@@ -70,8 +70,21 @@ def importable_path(func: Callable[..., Any]) -> str | None:
     return path
 
 
+_RESOLVED: dict[str, Callable[..., Any]] = {}
+
+
 def resolve(path: str) -> Callable[..., Any]:
-    """Import the callable named by ``"pkg.mod:qualname"``."""
+    """Import the callable named by ``"pkg.mod:qualname"`` (cached: workers resolve a lot)."""
+    found = _RESOLVED.get(path)
+    if found is not None:
+        return found
+    target = _import(path)
+    if len(_RESOLVED) < 10_000:
+        _RESOLVED[path] = target
+    return target
+
+
+def _import(path: str) -> Callable[..., Any]:
     module_name, sep, qualname = path.partition(":")
     if not sep or not module_name or not qualname:
         raise ConfigurationError(f"function path must look like 'pkg.module:func', got {path!r}")

@@ -80,6 +80,8 @@ class PickleSerializer(Serializer):
         raise SerializationError("pickle payload must be {'call': ...} or {'args': ...}")
 
     def encode_value(self, value):
+        if value is None:
+            return _NONE  # the result of most jobs
         try:
             data = cloudpickle.dumps(value)
         except Exception as exc:  # cloudpickle raises many types for unpicklable values
@@ -94,6 +96,7 @@ class PickleSerializer(Serializer):
 
 
 _NO_ARGUMENTS = base64.b64encode(cloudpickle.dumps(((), {}))).decode("ascii")
+_NONE = base64.b64encode(cloudpickle.dumps(None)).decode("ascii")
 
 
 def _reject(value: Any) -> Any:

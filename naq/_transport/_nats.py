@@ -82,6 +82,16 @@ class Settlement:
     queue: str = ""
 
 
+def _delivery_count(msg: Msg) -> int:
+    """How often this message was delivered, read from its ack subject.
+
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.…`` (9 tokens), or the 12-token form with
+    domain and account hash; nats-py's ``metadata`` parses all of it, which costs more.
+    """
+    tokens = msg.reply.split(".")
+    return int(tokens[4] if len(tokens) == 9 else tokens[6])
+
+
 def _job_id_of(msg: Msg) -> str:
     """The job id a message names: its subject's last token, else its Nats-Msg-Id."""
     tokens = msg.subject.split(".")
@@ -354,7 +364,7 @@ class NatsTransport:
         """
         msgs, owed = await self._consumers[queue].fetch(want, timeout)
         return [
-            Delivery(msg, msg.data, msg.metadata.num_delivered, _job_id_of(msg)) for msg in msgs
+            Delivery(msg, msg.data, _delivery_count(msg), _job_id_of(msg)) for msg in msgs
         ], owed
 
     async def keep_alive(self, deliveries: Sequence[Delivery]) -> None:
