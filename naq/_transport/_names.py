@@ -9,7 +9,9 @@ from .._errors import ConfigurationError
 __all__ = [
     "DEAD_STREAM",
     "JOBS_BUCKET",
+    "JOBS_BUCKET_STREAM",
     "JOBS_STREAM",
+    "any_record_subject",
     "check_job_id",
     "check_queue_name",
     "consumer_name",
@@ -25,7 +27,8 @@ __all__ = [
 JOBS_STREAM = "NAQ_JOBS"
 """Queued job messages: ``naq.jobs.<queue>.<job id>``, work-queue retention."""
 JOBS_BUCKET = "naq_jobs"
-"""KV bucket of job records, keyed by job id."""
+"""KV bucket of job records, keyed ``<queue>.<job id>``."""
+JOBS_BUCKET_STREAM = f"KV_{JOBS_BUCKET}"
 DEAD_STREAM = "NAQ_DEAD"
 """Dead letters: ``naq.dead.<queue>``, the original message plus a ``Naq-Reason`` header."""
 
@@ -79,8 +82,14 @@ def dead_subject(queue: str) -> str:
     return f"naq.dead.{queue}"
 
 
-def record_subject(job_id: str) -> str:
-    return f"$KV.{JOBS_BUCKET}.{job_id}"
+def record_subject(queue: str, job_id: str) -> str:
+    """A job's record: keyed by queue too, so a queue's records can be watched or listed."""
+    return f"$KV.{JOBS_BUCKET}.{queue}.{job_id}"
+
+
+def any_record_subject(job_id: str) -> str:
+    """The job's record in whichever queue (a wildcard for a direct get or subscription)."""
+    return f"$KV.{JOBS_BUCKET}.*.{job_id}"
 
 
 def consumer_name(queue: str) -> str:

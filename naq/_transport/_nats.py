@@ -23,7 +23,9 @@ from .._errors import NaqConnectionError, NaqError, SerializationError
 from ._names import (
     DEAD_STREAM,
     JOBS_BUCKET,
+    JOBS_BUCKET_STREAM,
     JOBS_STREAM,
+    any_record_subject,
     consumer_name,
     dead_subject,
     job_subject,
@@ -132,7 +134,6 @@ class NatsTransport:
         self.url = url
         self._nc: NatsClient | None = None
         self._js: Any = None
-        self._kv: Any = None
         self._publisher: AckedPublisher | None = None
         self._consumers: dict[str, PullConsumer] = {}
         self._closing = False
@@ -179,7 +180,7 @@ class NatsTransport:
                     storage=api.StorageType.FILE,
                 )
             )
-            self._kv = await self._ensure_bucket()
+            await self._ensure_bucket()
         except (
             nats.js.errors.ServiceUnavailableError,
             nats.errors.NoRespondersError,
@@ -205,15 +206,19 @@ class NatsTransport:
                 raise
             await self._js.update_stream(config)
 
-    async def _ensure_bucket(self) -> Any:
+    async def _ensure_bucket(self) -> None:
+        """The records bucket, with direct get on: records are read by wildcard subject."""
+        config = api.KeyValueConfig(
+            bucket=JOBS_BUCKET, history=1, storage=api.StorageType.FILE, direct=True
+        )
         try:
-            return await self._js.create_key_value(
-                api.KeyValueConfig(bucket=JOBS_BUCKET, history=1, storage=api.StorageType.FILE)
-            )
+            await self._js.create_key_value(config)
         except nats.js.errors.BadRequestError as exc:
             if exc.err_code != _STREAM_EXISTS:
                 raise
-            return await self._js.key_value(JOBS_BUCKET)
+            info = await self._js.stream_info(JOBS_BUCKET_STREAM)
+            if not info.config.allow_direct:
+                await self._js.update_stream(info.config.evolve(allow_direct=True))
 
     async def _on_error(self, exc: Exception) -> None:
         logger.warning("NATS error on {}: {!r}", self.url, exc)
@@ -296,18 +301,18 @@ class NatsTransport:
         return await self._stored_record(job_id)
 
     async def _stored_record(self, job_id: str) -> bytes | None:
-        try:
-            entry = await self._kv.get(job_id)
-        except nats.js.errors.NotFoundError:  # never written, deleted or purged
-            return None
-        return entry.value
+        return await self._last_data(JOBS_BUCKET_STREAM, any_record_subject(job_id))
 
     async def _queued_record(self, job_id: str) -> bytes | None:
+        return await self._last_data(JOBS_STREAM, queued_job_subject(job_id))
+
+    async def _last_data(self, stream: str, subject: str) -> bytes | None:
+        """The newest message on ``subject`` (wildcards allowed), None if none or deleted."""
         try:
-            msg = await self._js.get_last_msg(JOBS_STREAM, queued_job_subject(job_id), direct=True)
+            msg = await self._js.get_last_msg(stream, subject, direct=True)
         except nats.js.errors.NotFoundError:
             return None
-        return msg.data
+        return msg.data or None  # KV delete and purge markers carry no data
 
     async def wait_record(
         self, job_id: str, done: Callable[[bytes], bool], timeout: float | None
@@ -318,7 +323,7 @@ class NatsTransport:
         the read and the wait is still seen: the caller is woken by the write, never polls.
         Raises TimeoutError after ``timeout`` seconds.
         """
-        sub = await self._nc.subscribe(record_subject(job_id))
+        sub = await self._nc.subscribe(any_record_subject(job_id))
         try:
             async with asyncio.timeout(timeout):
                 current = await self.get_record(job_id)
@@ -409,7 +414,12 @@ class NatsTransport:
             if item.record is not None and errors[i] is None:
                 ttl = {"Nats-TTL": str(int(item.record_ttl))} if item.record_ttl else None
                 writes.append(
-                    (i, await self._publish(record_subject(item.job_id), item.record, ttl))
+                    (
+                        i,
+                        await self._publish(
+                            record_subject(item.queue, item.job_id), item.record, ttl
+                        ),
+                    )
                 )
         confirmations = await self._confirmations([future for _, future in writes])
         for (i, _), error in zip(writes, confirmations, strict=True):
