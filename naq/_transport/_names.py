@@ -8,17 +8,22 @@ from .._errors import ConfigurationError
 
 __all__ = [
     "DEAD_STREAM",
+    "DEPS_BUCKET",
+    "DEPS_BUCKET_STREAM",
     "JOBS_BUCKET",
     "JOBS_BUCKET_STREAM",
     "JOBS_STREAM",
     "any_record_subject",
+    "cancel_subject",
     "check_job_id",
     "check_queue_name",
     "consumer_name",
     "dead_subject",
+    "dependency_subject",
     "job_subject",
     "jobs_stream_subjects",
     "queue_filters",
+    "queue_records_subject",
     "queue_subject",
     "queued_job_subject",
     "record_subject",
@@ -29,6 +34,9 @@ JOBS_STREAM = "NAQ_JOBS"
 JOBS_BUCKET = "naq_jobs"
 """KV bucket of job records, keyed ``<queue>.<job id>``."""
 JOBS_BUCKET_STREAM = f"KV_{JOBS_BUCKET}"
+DEPS_BUCKET = "naq_deps"
+"""KV bucket of dependency edges, keyed ``<dependency id>.<dependent id>``."""
+DEPS_BUCKET_STREAM = f"KV_{DEPS_BUCKET}"
 DEAD_STREAM = "NAQ_DEAD"
 """Dead letters: ``naq.dead.<queue>``, the original message plus a ``Naq-Reason`` header."""
 
@@ -90,6 +98,20 @@ def record_subject(queue: str, job_id: str) -> str:
 def any_record_subject(job_id: str) -> str:
     """The job's record in whichever queue (a wildcard for a direct get or subscription)."""
     return f"$KV.{JOBS_BUCKET}.*.{job_id}"
+
+
+def queue_records_subject(queue: str) -> str:
+    """Every record of a queue (``*`` for all queues)."""
+    return f"$KV.{JOBS_BUCKET}.{queue}.*"
+
+
+def dependency_subject(dependency_id: str, dependent_id: str) -> str:
+    return f"$KV.{DEPS_BUCKET}.{dependency_id}.{dependent_id}"
+
+
+def cancel_subject(job_id: str) -> str:
+    """Core NATS notice to workers that a job was cancelled."""
+    return f"naq.cancel.{job_id}"
 
 
 def consumer_name(queue: str) -> str:

@@ -20,10 +20,11 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from .._errors import NaqConnectionError, NaqError, SerializationError
+from ._lifecycle import LifecycleMixin
 from ._names import (
     DEAD_STREAM,
+    DEPS_BUCKET,
     JOBS_BUCKET,
-    JOBS_BUCKET_STREAM,
     JOBS_STREAM,
     any_record_subject,
     consumer_name,
@@ -31,7 +32,6 @@ from ._names import (
     job_subject,
     jobs_stream_subjects,
     queue_filters,
-    queued_job_subject,
     record_subject,
 )
 from ._publisher import AckedPublisher, PublishError
@@ -82,6 +82,7 @@ class Settlement:
     nak_delay: float | None = None
     dead_reason: str | None = None
     queue: str = ""
+    event: str | None = None
 
 
 def _delivery_count(msg: Msg) -> int:
@@ -127,7 +128,7 @@ def _consumer_config(queue: str, ack_wait: float) -> api.ConsumerConfig:
     )
 
 
-class NatsTransport:
+class NatsTransport(LifecycleMixin):
     """naq's view of NATS: job streams, records, consumers. Create and use on one asyncio loop."""
 
     def __init__(self, url: str) -> None:
@@ -176,11 +177,13 @@ class NatsTransport:
                 api.StreamConfig(
                     name=DEAD_STREAM,
                     subjects=[dead_subject("*")],
+                    allow_direct=True,
                     retention=api.RetentionPolicy.LIMITS,
                     storage=api.StorageType.FILE,
                 )
             )
-            await self._ensure_bucket()
+            await self._ensure_bucket(JOBS_BUCKET)
+            await self._ensure_bucket(DEPS_BUCKET)
         except (
             nats.js.errors.ServiceUnavailableError,
             nats.errors.NoRespondersError,
@@ -206,17 +209,17 @@ class NatsTransport:
                 raise
             await self._js.update_stream(config)
 
-    async def _ensure_bucket(self) -> None:
-        """The records bucket, with direct get on: records are read by wildcard subject."""
+    async def _ensure_bucket(self, bucket: str) -> None:
+        """A KV bucket with direct get on: records are read by wildcard subject."""
         config = api.KeyValueConfig(
-            bucket=JOBS_BUCKET, history=1, storage=api.StorageType.FILE, direct=True
+            bucket=bucket, history=1, storage=api.StorageType.FILE, direct=True
         )
         try:
             await self._js.create_key_value(config)
         except nats.js.errors.BadRequestError as exc:
             if exc.err_code != _STREAM_EXISTS:
                 raise
-            info = await self._js.stream_info(JOBS_BUCKET_STREAM)
+            info = await self._js.stream_info(f"KV_{bucket}")
             if not info.config.allow_direct:
                 await self._js.update_stream(info.config.evolve(allow_direct=True))
 
@@ -292,27 +295,11 @@ class NatsTransport:
         its queued message. The KV is read again when the message is gone, because a worker
         may have taken, finished and acked the job between the two reads.
         """
-        record = await self._stored_record(job_id)
-        if record is not None:
-            return record
-        queued = await self._queued_record(job_id)
-        if queued is not None:
-            return queued
-        return await self._stored_record(job_id)
-
-    async def _stored_record(self, job_id: str) -> bytes | None:
-        return await self._last_data(JOBS_BUCKET_STREAM, any_record_subject(job_id))
-
-    async def _queued_record(self, job_id: str) -> bytes | None:
-        return await self._last_data(JOBS_STREAM, queued_job_subject(job_id))
-
-    async def _last_data(self, stream: str, subject: str) -> bytes | None:
-        """The newest message on ``subject`` (wildcards allowed), None if none or deleted."""
-        try:
-            msg = await self._js.get_last_msg(stream, subject, direct=True)
-        except nats.js.errors.NotFoundError:
-            return None
-        return msg.data or None  # KV delete and purge markers carry no data
+        for read in (self.stored_record, self.queued_message, self.stored_record):
+            found = await read(job_id)
+            if found is not None:
+                return found.data
+        return None
 
     async def wait_record(
         self, job_id: str, done: Callable[[bytes], bool], timeout: float | None
@@ -412,15 +399,11 @@ class NatsTransport:
         writes: list[tuple[int, asyncio.Future[int]]] = []
         for i, item in enumerate(settlements):
             if item.record is not None and errors[i] is None:
-                ttl = {"Nats-TTL": str(int(item.record_ttl))} if item.record_ttl else None
-                writes.append(
-                    (
-                        i,
-                        await self._publish(
-                            record_subject(item.queue, item.job_id), item.record, ttl
-                        ),
-                    )
-                )
+                headers = {"Naq-Event": item.event} if item.event else {}
+                if item.record_ttl:
+                    headers["Nats-TTL"] = str(int(item.record_ttl))
+                subject = record_subject(item.queue, item.job_id)
+                writes.append((i, await self._publish(subject, item.record, headers or None)))
         confirmations = await self._confirmations([future for _, future in writes])
         for (i, _), error in zip(writes, confirmations, strict=True):
             errors[i] = error
