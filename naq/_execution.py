@@ -13,7 +13,7 @@ import attrs
 
 from ._record import ErrorInfo
 
-__all__ = ["Outcome", "error_info", "execute"]
+__all__ = ["Outcome", "error_info", "execute", "is_async_callable"]
 
 
 @attrs.frozen
@@ -51,7 +51,7 @@ async def _call(
     return Outcome(value=value)
 
 
-def _is_async(func: Callable[..., Any]) -> bool:
+def is_async_callable(func: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
         getattr(func, "__call__", None)  # noqa: B004 - async callable objects
     )
@@ -71,7 +71,7 @@ async def execute(
     function runs in a worker thread under ``limiter``; at ``timeout`` the job is failed but
     Python cannot stop the thread, which runs on until the function returns.
     """
-    is_async = _is_async(func)
+    is_async = is_async_callable(func)
     if timeout is None:  # no cancel scope to pay for on the common path
         return await _call(func, args, kwargs, is_async, limiter)
     with anyio.move_on_after(timeout):

@@ -16,72 +16,23 @@ import uuid
 from collections.abc import Sequence
 
 import anyio
-import attrs
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from loguru import logger
 
 from ._connection import Connection
 from ._dispatch import DispatchQueue
-from ._errors import ConfigurationError, SerializationError
-from ._execution import Outcome, error_info, execute
-from ._record import ErrorInfo, JobRecord, JobStatus, decode_record, encode_record
-from ._serializers import Serializer, get_serializer, serializer_for_record
-from ._settings import DEFAULT_RESULT_TTL, default_url
-from ._time import utcnow
-from ._transport import Delivery, Settlement, check_queue_name
+from ._errors import ConfigurationError
+from ._lifecycle import dependency_results, jobs_ended
+from ._record import JobRecord
+from ._runner import JobRunner, Update, settlements
+from ._serializers import Serializer, get_serializer
+from ._settings import default_url
+from ._transport import Delivery, check_queue_name
 
 __all__ = ["Worker"]
 
 _SETTLE_BATCH = 512
-
-
-@attrs.frozen
-class _Update:
-    """A record to store and what to do with the job's message after: a Settlement to be.
-
-    Records are encoded only when settled, so a "started" record made moot by the same
-    job's outcome in the same batch is dropped without ever being encoded or sent.
-    """
-
-    record: JobRecord | None
-    delivery: Delivery | None = None
-    record_ttl: float | None = None
-    nak_delay: float | None = None
-    dead_reason: str | None = None
-    job_id: str = ""
-    queue: str = ""
-
-    def settlement(self) -> Settlement:
-        record = self.record
-        return Settlement(
-            record.id if record is not None else self.job_id,
-            encode_record(record) if record is not None else None,
-            self.delivery,
-            record_ttl=self.record_ttl,
-            nak_delay=self.nak_delay,
-            dead_reason=self.dead_reason,
-            queue=record.queue if record is not None else self.queue,
-        )
-
-
-def _settlements(batch: list[_Update]) -> list[Settlement]:
-    """Encode a batch, leaving out "started" records superseded within it."""
-    ended = {u.record.id for u in batch if u.delivery is not None and u.record is not None}
-    return [
-        u.settlement()
-        for u in batch
-        if u.delivery is not None or u.record is None or u.record.id not in ended
-    ]
-
-
-def _record_ttl(result_ttl: float | None) -> float | None:
-    """Seconds to keep a finished record: default 500, -1 forever, else at least 1 s."""
-    if result_ttl is None:
-        return DEFAULT_RESULT_TTL
-    if result_ttl < 0:
-        return None
-    return float(max(1, math.ceil(result_ttl)))
 
 
 class Worker:
@@ -147,6 +98,12 @@ class Worker:
         connection = Connection(self.url, self.serializer)
         await connection.open()
         self._connection = connection
+        self._jobs = JobRunner(
+            self.id,
+            self.serializer,
+            self.max_deliveries,
+            lambda record: dependency_results(connection, record),
+        )
         try:
             for queue in self.queues:
                 await connection.call(connection.transport.ensure_consumer, queue, self.ack_wait)
@@ -161,11 +118,12 @@ class Worker:
             logger.info("worker {} stopped", self.id)
 
     async def _serve(self, task_status: TaskStatus[None]) -> None:
-        send, receive = anyio.create_memory_object_stream[_Update](math.inf)
+        send, receive = anyio.create_memory_object_stream[Update](math.inf)
         slots = anyio.Semaphore(self.concurrency)
         limiter = anyio.CapacityLimiter(self.concurrency)
         async with anyio.create_task_group() as service:
             service.start_soon(self._keep_alive_loop)
+            service.start_soon(self._cancel_notice_loop)
             async with anyio.create_task_group() as core:
                 core.start_soon(self._settle_loop, receive)
                 # Exits in reverse: fetch loops end and close ``dispatch``, runners finish
@@ -173,7 +131,7 @@ class Worker:
                 dispatch = DispatchQueue[tuple[Delivery, str]]()
                 async with send, anyio.create_task_group() as runners:
                     for _ in range(self.concurrency):
-                        runners.start_soon(self._runner, dispatch, slots, limiter, send)
+                        runners.start_soon(self._run_jobs, dispatch, slots, limiter, send)
                     try:
                         async with anyio.create_task_group() as fetchers:
                             for queue in self.queues:
@@ -233,12 +191,12 @@ class Worker:
                 self._idle_waits.discard(scope)
         return False
 
-    async def _runner(
+    async def _run_jobs(
         self,
         dispatch: DispatchQueue[tuple[Delivery, str]],
         slots: anyio.Semaphore,
         limiter: anyio.CapacityLimiter,
-        send: MemoryObjectSendStream[_Update],
+        send: MemoryObjectSendStream[Update],
     ) -> None:
         """One of ``concurrency`` long-lived tasks that run jobs (cheaper than a task each)."""
         while True:
@@ -247,98 +205,12 @@ class Worker:
             except anyio.EndOfStream:
                 return
             try:
-                update = await self._run(delivery, queue, limiter, send)
+                update = await self._jobs.run(delivery, queue, limiter, send.send_nowait)
             finally:
                 slots.release()
             send.send_nowait(update)
 
-    async def _run(
-        self,
-        delivery: Delivery,
-        queue: str,
-        limiter: anyio.CapacityLimiter,
-        send: MemoryObjectSendStream[_Update],
-    ) -> _Update:
-        try:
-            record = decode_record(delivery.data)
-        except SerializationError as exc:
-            logger.error("dead letter from {}: {}", queue, exc)
-            return _Update(
-                None,
-                delivery,
-                dead_reason=f"undecodable message: {exc}",
-                job_id=delivery.job_id or "unknown",
-                queue=queue,
-            )
-        attempt = delivery.num_delivered
-        try:
-            serializer = serializer_for_record(record.serializer, self.serializer)
-            func, args, kwargs = serializer.decode_call(record.func_name, record.payload)
-        except (SerializationError, ConfigurationError) as exc:
-            return self._failed(record, attempt, error_info(exc), delivery, retry=False)
-        if attempt > self.max_deliveries:
-            reason = ErrorInfo(
-                type="TooManyDeliveries",
-                message=f"delivered {attempt} times without an outcome (did its worker die?)",
-                traceback="",
-            )
-            return self._failed(record, attempt, reason, delivery, retry=False)
-
-        started = attrs.evolve(
-            record,
-            status=JobStatus.STARTED,
-            started_at=utcnow(),
-            attempts=attempt,
-            worker_id=self.id,
-        )
-        send.send_nowait(_Update(started))
-        outcome = await execute(func, args, kwargs, timeout=record.job_timeout, limiter=limiter)
-        if outcome.error is None:
-            try:
-                encoded = serializer.encode_value(outcome.value)
-            except SerializationError as exc:
-                outcome = Outcome(error=error_info(exc))
-            else:
-                finished = attrs.evolve(
-                    started, status=JobStatus.FINISHED, ended_at=utcnow(), result=encoded
-                )
-                return _Update(finished, delivery, record_ttl=_record_ttl(record.result_ttl))
-        assert outcome.error is not None
-        return self._failed(started, attempt, outcome.error, delivery, retry=True)
-
-    def _failed(
-        self,
-        record: JobRecord,
-        attempt: int,
-        error: ErrorInfo,
-        delivery: Delivery,
-        *,
-        retry: bool,
-    ) -> _Update:
-        """Retry when the policy allows, else fail the job and dead-letter its message."""
-        policy = record.retry
-        if retry and policy is not None and attempt <= policy.max:
-            delay = policy.delay(attempt)
-            status = JobStatus.SCHEDULED if delay > 0 else JobStatus.QUEUED
-            logger.info(
-                "job {} failed ({}: {}); retry {}/{} in {:g} s",
-                record.id,
-                error.type,
-                error.message,
-                attempt,
-                policy.max,
-                delay,
-            )
-            waiting = attrs.evolve(record, status=status, attempts=attempt, error=error)
-            return _Update(waiting, delivery, nak_delay=delay)
-        failed = attrs.evolve(
-            record, status=JobStatus.FAILED, attempts=attempt, ended_at=utcnow(), error=error
-        )
-        reason = f"failed after {attempt} attempt(s): {error.type}: {error.message}"
-        logger.error("job {} {} {}", record.id, record.func_name, reason)
-        return _Update(failed, delivery, dead_reason=reason)
-
-    async def _settle_loop(self, receive: MemoryObjectReceiveStream[_Update]) -> None:
+    async def _settle_loop(self, receive: MemoryObjectReceiveStream[Update]) -> None:
         connection = self._connection
         assert connection is not None
         async with receive:
@@ -349,19 +221,49 @@ class Worker:
                         batch.append(receive.receive_nowait())
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
-                settlements = _settlements(batch)
+                batch_settlements = settlements(batch)
                 try:
-                    errors = await connection.call(connection.transport.settle, settlements)
+                    errors = await connection.call(connection.transport.settle, batch_settlements)
                 except Exception as exc:  # noqa: BLE001 - logged; the jobs are redelivered
                     logger.error(
                         "could not settle {} jobs, they will be redelivered: {!r}", len(batch), exc
                     )
-                    errors = [exc] * len(settlements)
-                for item, error in zip(settlements, errors, strict=True):
+                    errors = [exc] * len(batch_settlements)
+                unsaved = set()
+                for item, error in zip(batch_settlements, errors, strict=True):
                     if error is not None:
+                        unsaved.add(item.job_id)
                         logger.error("could not store outcome of job {}: {!r}", item.job_id, error)
                     if item.delivery is not None:
                         self._in_flight.discard(item.delivery)
+                ended = [
+                    u.record
+                    for u in batch
+                    if u.delivery is not None
+                    and u.record is not None
+                    and u.record.status.is_terminal
+                    and u.record.id not in unsaved
+                ]
+                await self._release_dependents(ended)
+
+    async def _release_dependents(self, ended: list[JobRecord]) -> None:
+        """Hand ended jobs to the dependency protocol; its errors must not stop settling."""
+        connection = self._connection
+        assert connection is not None
+        try:
+            await jobs_ended(connection, ended)
+        except Exception as exc:  # noqa: BLE001 - logged; waiting jobs stay deferred
+            logger.error("could not release the dependents of {} jobs: {!r}", len(ended), exc)
+
+    async def _cancel_notice_loop(self) -> None:
+        """Apply cancel notices: running jobs are stopped, later deliveries skipped."""
+        connection = self._connection
+        assert connection is not None
+        transport = connection.transport
+        notices = await connection.call(transport.open_cancel_notices)
+        while True:
+            for job_id in await connection.call(transport.next_cancel_notices, notices):
+                self._jobs.cancel(job_id)
 
     async def _keep_alive_loop(self) -> None:
         connection = self._connection

@@ -99,7 +99,6 @@ class LifecycleMixin:
         job_id: str,
         data: bytes,
         event: str,
-        *,
         ttl: float | None = None,
         expected_sequence: int | None = None,
     ) -> bool:
