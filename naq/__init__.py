@@ -8,9 +8,12 @@ async with naq.Client() as client:
 from loguru import logger as _logger
 
 from ._client import Call, Client, Queue
+from ._context import JobContext, current_job
+from ._dead_letters import DeadLetter
 from ._errors import (
     ConfigurationError,
     EnqueueError,
+    JobCanceled,
     JobFailed,
     JobNotFound,
     NaqConnectionError,
@@ -18,8 +21,9 @@ from ._errors import (
     ResultTimeout,
     SerializationError,
 )
+from ._events import Event, EventStream
 from ._job import Job
-from ._record import ErrorInfo, JobRecord, JobStatus
+from ._record import ErrorInfo, JobRecord, JobStatus, StatusChange
 from ._retry import Retry
 from ._serializers import JsonSerializer, PickleSerializer, Serializer
 from ._worker import Worker
@@ -30,9 +34,14 @@ __all__ = [
     "Call",
     "Client",
     "ConfigurationError",
+    "DeadLetter",
     "EnqueueError",
     "ErrorInfo",
+    "Event",
+    "EventStream",
     "Job",
+    "JobCanceled",
+    "JobContext",
     "JobFailed",
     "JobNotFound",
     "JobRecord",
@@ -46,8 +55,10 @@ __all__ = [
     "Retry",
     "SerializationError",
     "Serializer",
+    "StatusChange",
     "Worker",
     "__version__",
+    "current_job",
 ]
 
 # A library must not print into its host's logs uninvited: the CLI enables naq's logging.

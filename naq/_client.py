@@ -11,9 +11,17 @@ from typing import Any, Self
 import attrs
 
 from ._connection import Connection
+from ._dead_letters import (
+    DeadLetter,
+    delete_dead_letter,
+    list_dead_letters,
+    requeue_dead_letter,
+)
 from ._errors import ConfigurationError, EnqueueError
+from ._events import EventStream
 from ._job import Job
-from ._record import JobRecord, JobStatus, encode_record
+from ._lifecycle import cancel, defer
+from ._record import JobRecord, JobStatus, StatusChange, decode_record, encode_record
 from ._retry import Retry
 from ._serializers import Serializer, get_serializer
 from ._settings import default_url
@@ -23,6 +31,7 @@ from ._transport import OutgoingJob, check_job_id, check_queue_name
 __all__ = ["Call", "Client", "Queue"]
 
 Seconds = float | timedelta
+Dependencies = "Job | str | Sequence[Job | str] | None"
 
 
 def _seconds(name: str, value: Seconds | None, *, allow_never: bool = False) -> float | None:
@@ -105,14 +114,21 @@ class Client:
         job_timeout: Seconds | None = None,
         retry: Retry | int | None = None,
         result_ttl: Seconds | None = None,
+        failure_ttl: Seconds | None = None,
+        ttl: Seconds | None = None,
+        depends_on: Dependencies = None,
+        allow_dependency_failures: bool = False,
         meta: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> Job:
         """Enqueue ``func(*args, **kwargs)``; ``func`` is a callable or ``"pkg.mod:func"``.
 
-        Returns once the job is stored on the server. ``job_timeout`` bounds one run,
-        ``retry`` is a naq.Retry (or a number of retries), ``result_ttl`` is how long the
-        outcome is kept (-1: forever; default 500 s), ``meta`` is free-form JSON.
+        Returns once the job is stored on the server. ``job_timeout`` bounds one run;
+        ``retry`` is a naq.Retry (or a number of retries); ``result_ttl`` keeps a finished
+        job's record (default 500 s, -1 forever), ``failure_ttl`` a failed or canceled one
+        (default forever); ``ttl`` cancels the job if no worker starts it in time;
+        ``depends_on`` (jobs or ids) defers it until they all finished; ``meta`` is JSON.
+        An explicit ``job_id`` makes the enqueue idempotent: a second one returns the first.
         """
         return await self.enqueue_call(
             func,
@@ -123,6 +139,10 @@ class Client:
             job_timeout=job_timeout,
             retry=retry,
             result_ttl=result_ttl,
+            failure_ttl=failure_ttl,
+            ttl=ttl,
+            depends_on=depends_on,
+            allow_dependency_failures=allow_dependency_failures,
             meta=meta,
         )
 
@@ -137,15 +157,29 @@ class Client:
         job_timeout: Seconds | None = None,
         retry: Retry | int | None = None,
         result_ttl: Seconds | None = None,
+        failure_ttl: Seconds | None = None,
+        ttl: Seconds | None = None,
+        depends_on: Dependencies = None,
+        allow_dependency_failures: bool = False,
         meta: Mapping[str, Any] | None = None,
     ) -> Job:
         """Like :meth:`enqueue`, with args and kwargs passed explicitly (no name clashes)."""
-        record = self._new_record(
-            func, args, kwargs or {}, queue, job_id, job_timeout, retry, result_ttl, meta
-        )
-        transport = self._connection.transport
-        await self._connection.call(transport.enqueue, _outgoing(record, job_id is not None))
-        return Job(self._connection, record.id, record)
+        options = _Options.build(
+            queue, job_timeout, retry, result_ttl, failure_ttl, ttl, depends_on,
+            allow_dependency_failures, meta,
+        )  # fmt: skip
+        record = self._new_record(func, args, kwargs or {}, job_id, options)
+        connection = self._connection
+        if job_id is not None:
+            existing = await connection.call(connection.transport.get_record, record.id)
+            if existing is not None:  # idempotent: this job was enqueued before
+                return Job(connection, record.id, decode_record(existing))
+        if record.depends_on:
+            if not await defer(connection, record):
+                return await self.fetch_job(record.id)
+            return Job(connection, record.id, record)
+        await connection.call(connection.transport.enqueue, _outgoing(record, job_id is not None))
+        return Job(connection, record.id, record)
 
     async def enqueue_many(
         self,
@@ -155,20 +189,21 @@ class Client:
         job_timeout: Seconds | None = None,
         retry: Retry | int | None = None,
         result_ttl: Seconds | None = None,
+        failure_ttl: Seconds | None = None,
+        ttl: Seconds | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> list[Job]:
         """Enqueue many calls in one pipelined batch, with the same options for all.
 
         Every call is encoded before anything is sent, so a bad argument anywhere means
         nothing is published. Raises EnqueueError naming the jobs the server did not confirm.
+        (Dependencies and idempotent ids take a lookup each: use :meth:`enqueue` for them.)
         """
+        options = _Options.build(
+            queue, job_timeout, retry, result_ttl, failure_ttl, ttl, None, False, meta
+        )
         calls = list(calls)
-        records = [
-            self._new_record(
-                c.func, c.args, c.kwargs, queue, c.job_id, job_timeout, retry, result_ttl, meta
-            )
-            for c in calls
-        ]
+        records = [self._new_record(c.func, c.args, c.kwargs, c.job_id, options) for c in calls]
         transport = self._connection.transport
         failed = await self._connection.call(
             transport.enqueue_many,
@@ -184,33 +219,112 @@ class Client:
         await job.refresh()
         return job
 
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a job: queued or deferred, it never runs; running, it is stopped.
+
+        An async job is cancelled in its worker at once; a sync job cannot be interrupted,
+        so ``naq.current_job().cancelled`` turns true for it to check. Jobs that depend on
+        it are canceled too. False if the job had already ended; JobNotFound if unknown.
+        """
+        return await cancel(self._connection, check_job_id(job_id))
+
+    def events(self, job_id: str | None = None, queue: str | None = None) -> EventStream:
+        """Live lifecycle events of one job, one queue or all: ``async with`` / ``async for``."""
+        return EventStream(
+            self._connection,
+            check_job_id(job_id) if job_id is not None else None,
+            check_queue_name(queue) if queue is not None else None,
+        )
+
+    async def dead_letters(self, queue: str | None = None, limit: int = 1000) -> list[DeadLetter]:
+        """Jobs that ended in the dead-letter stream (oldest first), with the reason."""
+        return await list_dead_letters(self._connection, queue, limit)
+
+    async def requeue_dead_letter(self, job_id: str) -> Job:
+        """Enqueue a dead-lettered job again (attempts start over) and drop the dead letter."""
+        return Job(self._connection, *await requeue_dead_letter(self._connection, job_id))
+
+    async def delete_dead_letter(self, job_id: str) -> bool:
+        """Drop a dead letter; False if there was none for that job."""
+        return await delete_dead_letter(self._connection, job_id)
+
     def _new_record(
         self,
         func: Callable[..., Any] | str,
         args: Sequence[Any],
         kwargs: Mapping[str, Any],
-        queue: str,
         job_id: str | None,
-        job_timeout: Seconds | None,
-        retry: Retry | int | None,
-        result_ttl: Seconds | None,
-        meta: Mapping[str, Any] | None,
+        options: _Options,
     ) -> JobRecord:
         serializer = self.serializer
         func_name, payload = serializer.encode_call(func, args, kwargs)
+        now = utcnow()
+        status = JobStatus.DEFERRED if options.depends_on else JobStatus.QUEUED
         return JobRecord(
             id=check_job_id(job_id) if job_id is not None else uuid.uuid4().hex,
-            queue=check_queue_name(queue),
+            queue=options.queue,
             func_name=func_name,
             serializer=serializer.name,
             payload=payload,
-            status=JobStatus.QUEUED,
-            enqueued_at=utcnow(),
+            status=status,
+            enqueued_at=now,
+            job_timeout=options.job_timeout,
+            retry=options.retry,
+            result_ttl=options.result_ttl,
+            failure_ttl=options.failure_ttl,
+            ttl=options.ttl,
+            depends_on=options.depends_on,
+            allow_dependency_failures=options.allow_dependency_failures,
+            meta=options.meta,
+            history=(StatusChange(status, now),),
+        )
+
+
+@attrs.frozen
+class _Options:
+    """Job options shared by every enqueue method, validated once."""
+
+    queue: str
+    job_timeout: float | None
+    retry: Retry | None
+    result_ttl: float | None
+    failure_ttl: float | None
+    ttl: float | None
+    depends_on: tuple[str, ...]
+    allow_dependency_failures: bool
+    meta: dict[str, Any]
+
+    @classmethod
+    def build(
+        cls,
+        queue: str,
+        job_timeout: Seconds | None,
+        retry: Retry | int | None,
+        result_ttl: Seconds | None,
+        failure_ttl: Seconds | None,
+        ttl: Seconds | None,
+        depends_on: Dependencies,
+        allow_dependency_failures: bool,
+        meta: Mapping[str, Any] | None,
+    ) -> _Options:
+        return cls(
+            queue=check_queue_name(queue),
             job_timeout=_seconds("job_timeout", job_timeout),
             retry=_retry(retry),
             result_ttl=_seconds("result_ttl", result_ttl, allow_never=True),
+            failure_ttl=_seconds("failure_ttl", failure_ttl, allow_never=True),
+            ttl=_seconds("ttl", ttl),
+            depends_on=_dependency_ids(depends_on),
+            allow_dependency_failures=bool(allow_dependency_failures),
             meta=get_serializer("json").encode_value(dict(meta)) if meta else {},
         )
+
+
+def _dependency_ids(depends_on: Dependencies) -> tuple[str, ...]:
+    if depends_on is None:
+        return ()
+    items = [depends_on] if isinstance(depends_on, str | Job) else list(depends_on)
+    return tuple(check_job_id(d.id if isinstance(d, Job) else d) for d in items)
 
 
 class Queue:

@@ -8,6 +8,7 @@ NaqError
 ├── JobNotFound (LookupError)         no record for that job id (never existed or expired)
 ├── ResultTimeout (TimeoutError)      waiting for a result took longer than asked
 └── JobFailed                         the job raised; carries the remote error
+    └── JobCanceled                   the job was canceled (on request, ttl, failed dependency)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigurationError",
     "EnqueueError",
+    "JobCanceled",
     "JobFailed",
     "JobNotFound",
     "NaqConnectionError",
@@ -70,3 +72,7 @@ class JobFailed(NaqError):
         self.exc_type = exc_type
         self.message = message
         self.traceback = traceback
+
+
+class JobCanceled(JobFailed):
+    """The job was canceled: on request, past its ttl, or because a dependency failed."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import math
+import uuid
 from collections.abc import Callable
 
 import anyio
@@ -155,7 +156,7 @@ class JobRunner:
                 None,
                 delivery,
                 dead_reason=f"undecodable message: {exc}",
-                job_id=delivery.job_id or "unknown",
+                job_id=delivery.job_id or f"unknown-{uuid.uuid4().hex}",
                 queue=queue,
             )
         now = utcnow()

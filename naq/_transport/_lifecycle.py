@@ -65,6 +65,19 @@ class DeadLetter:
     time: str
 
 
+def _dead_letter(msg: Any) -> DeadLetter:
+    headers = msg.headers or {}
+    _, _, queue, job_id = msg.subject.split(".")
+    return DeadLetter(
+        sequence=msg.seq,
+        queue=queue,
+        job_id=job_id,
+        reason=headers.get("Naq-Reason", ""),
+        data=msg.data,
+        time=str(msg.time or ""),
+    )
+
+
 class LifecycleMixin:
     _nc: NatsClient
     _js: Any
@@ -207,7 +220,7 @@ class LifecycleMixin:
 
     async def dead_letters(self, queue: str | None, limit: int) -> list[DeadLetter]:
         """Dead letters, oldest first, of one queue or all."""
-        subject = dead_subject(queue or "*")
+        subject = dead_subject(queue or "*", "*")
         info = await self._js.stream_info(DEAD_STREAM)
         letters: list[DeadLetter] = []
         sequence = info.state.first_seq
@@ -218,19 +231,17 @@ class LifecycleMixin:
                 )
             except nats.js.errors.NotFoundError:
                 break
-            headers = msg.headers or {}
-            letters.append(
-                DeadLetter(
-                    sequence=msg.seq,
-                    queue=msg.subject.rsplit(".", 1)[1],
-                    job_id=headers.get("Naq-Job-Id", ""),
-                    reason=headers.get("Naq-Reason", ""),
-                    data=msg.data,
-                    time=headers.get("Nats-Time-Stamp", ""),
-                )
-            )
+            letters.append(_dead_letter(msg))
             sequence = msg.seq + 1
         return letters
+
+    async def dead_letter(self, job_id: str) -> DeadLetter | None:
+        """The dead letter of one job, if there is one."""
+        try:
+            msg = await self._js.get_last_msg(DEAD_STREAM, dead_subject("*", job_id), direct=True)
+        except nats.js.errors.NotFoundError:
+            return None
+        return _dead_letter(msg)
 
     async def delete_dead_letter(self, sequence: int) -> bool:
         try:

@@ -38,7 +38,7 @@ DEPS_BUCKET = "naq_deps"
 """KV bucket of dependency edges, keyed ``<dependency id>.<dependent id>``."""
 DEPS_BUCKET_STREAM = f"KV_{DEPS_BUCKET}"
 DEAD_STREAM = "NAQ_DEAD"
-"""Dead letters: ``naq.dead.<queue>``, the original message plus a ``Naq-Reason`` header."""
+"""Dead letters: ``naq.dead.<queue>.<job id>``, the original message plus ``Naq-Reason``."""
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _JOB_ID = re.compile(r"^[A-Za-z0-9_=-]{1,128}$")
@@ -86,8 +86,9 @@ def jobs_stream_subjects() -> list[str]:
     return [queue_subject("*"), job_subject("*", "*")]
 
 
-def dead_subject(queue: str) -> str:
-    return f"naq.dead.{queue}"
+def dead_subject(queue: str, job_id: str) -> str:
+    """A dead letter, findable by job id with a wildcard direct get."""
+    return f"naq.dead.{queue}.{job_id}"
 
 
 def record_subject(queue: str, job_id: str) -> str:

@@ -176,7 +176,7 @@ class NatsTransport(LifecycleMixin):
             await self._ensure_stream(
                 api.StreamConfig(
                     name=DEAD_STREAM,
-                    subjects=[dead_subject("*")],
+                    subjects=[dead_subject("*", "*")],
                     allow_direct=True,
                     retention=api.RetentionPolicy.LIMITS,
                     storage=api.StorageType.FILE,
@@ -335,9 +335,8 @@ class NatsTransport(LifecycleMixin):
 
     async def dead_letter_count(self, queue: str) -> int:
         """Dead letters kept for a queue."""
-        subject = dead_subject(queue)
-        info = await self._js.stream_info(DEAD_STREAM, subjects_filter=subject)
-        return (info.state.subjects or {}).get(subject, 0)
+        info = await self._js.stream_info(DEAD_STREAM, subjects_filter=dead_subject(queue, "*"))
+        return sum((info.state.subjects or {}).values())
 
     # -- consuming --------------------------------------------------------------------------
 
@@ -391,7 +390,9 @@ class NatsTransport(LifecycleMixin):
                 {"Naq-Reason": item.dead_reason, "Naq-Job-Id": item.job_id} for _, item in dead
             ]
             futures = [
-                await self._publish(dead_subject(item.queue), item.delivery.data, header)
+                await self._publish(
+                    dead_subject(item.queue, item.job_id), item.delivery.data, header
+                )
                 for (_, item), header in zip(dead, headers, strict=True)
             ]
             for (i, _), error in zip(dead, await self._confirmations(futures), strict=True):
