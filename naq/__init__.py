@@ -15,11 +15,14 @@ from ._errors import (
     NaqConnectionError,
     NaqError,
     ResultTimeout,
+    ScheduleNotFound,
     SerializationError,
 )
 from ._job import Job
 from ._record import ErrorInfo, JobRecord, JobStatus
 from ._retry import Retry
+from ._scheduler import Scheduler
+from ._schedules import Schedule, ScheduleStatus
 from ._serializers import JsonSerializer, PickleSerializer, Serializer
 from ._worker import Worker
 
@@ -41,6 +44,10 @@ __all__ = [
     "Queue",
     "ResultTimeout",
     "Retry",
+    "Schedule",
+    "ScheduleNotFound",
+    "ScheduleStatus",
+    "Scheduler",
     "SerializationError",
     "Serializer",
     "Worker",

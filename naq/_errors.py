@@ -5,6 +5,7 @@ NaqError
 ├── SerializationError (TypeError)    a value the serializer cannot encode or decode
 ├── NaqConnectionError (ConnectionError)  NATS unreachable or JetStream unavailable
 ├── JobNotFound (LookupError)         no record for that job id (never existed or expired)
+│   └── ScheduleNotFound              no schedule or delayed job with that id
 ├── ResultTimeout (TimeoutError)      waiting for a result took longer than asked
 └── JobFailed                         the job raised; carries the remote error
 """
@@ -18,6 +19,7 @@ __all__ = [
     "NaqConnectionError",
     "NaqError",
     "ResultTimeout",
+    "ScheduleNotFound",
     "SerializationError",
 ]
 
@@ -40,6 +42,10 @@ class NaqConnectionError(NaqError, ConnectionError):
 
 class JobNotFound(NaqError, LookupError):
     """No record exists for the job id: it never existed or its record expired."""
+
+
+class ScheduleNotFound(JobNotFound):
+    """No schedule (or delayed job) exists with that id."""
 
 
 class ResultTimeout(NaqError, TimeoutError):

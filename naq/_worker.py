@@ -25,10 +25,12 @@ from ._connection import Connection
 from ._errors import ConfigurationError, SerializationError
 from ._execution import Outcome, error_info, execute
 from ._record import ErrorInfo, JobRecord, JobStatus, decode_record, encode_record
+from ._scheduling import claim_fired_run
 from ._serializers import Serializer, get_serializer, serializer_for_record
 from ._settings import DEFAULT_RESULT_TTL, default_url
 from ._time import utcnow
 from ._transport import Delivery, Settlement, check_queue_name
+from ._transport._schedules import server_fire
 
 __all__ = ["Worker"]
 
@@ -208,6 +210,16 @@ class Worker:
                 dead_reason=f"undecodable message: {exc}",
                 queue=queue,
             )
+        fired = server_fire(delivery)
+        if fired is not None:  # a run produced by a server schedule: give it its own job id
+            try:
+                claimed = await claim_fired_run(self._connection, record, fired)
+            except Exception as exc:  # noqa: BLE001 - logged; the message comes back
+                logger.warning("could not claim run of schedule {}: {!r}", record.id, exc)
+                return Settlement(record.id, None, delivery, nak_delay=1.0)
+            if claimed is None:  # the schedule was cancelled or made its runs
+                return Settlement(record.id, None, delivery)
+            record = claimed
         attempt = delivery.num_delivered
         try:
             serializer = serializer_for_record(record.serializer, self.serializer)

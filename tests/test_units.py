@@ -103,7 +103,8 @@ def test_public_api_is_pinned():
         [
             "Client", "ConfigurationError", "ErrorInfo", "Job", "JobFailed", "JobNotFound",
             "JobRecord", "JobStatus", "JsonSerializer", "NaqConnectionError", "NaqError",
-            "PickleSerializer", "Queue", "ResultTimeout", "Retry", "SerializationError",
+            "PickleSerializer", "Queue", "ResultTimeout", "Retry", "Schedule", "ScheduleNotFound",
+            "ScheduleStatus", "Scheduler", "SerializationError",
             "Serializer", "Worker", "__version__",
         ]
     )  # fmt: skip
