@@ -247,8 +247,10 @@ class ScheduleStore:
         run's job id, so a run re-sent after a crash is stored once.
         """
         js = self._js
+        # Awaited publishes, concurrently: a lost race is an expected answer here, which
+        # publish_async would also report to the connection's error callback.
         claims = [
-            await js.publish_async(
+            js.publish(
                 f"$KV.{SCHEDULES_BUCKET}.{item.schedule_id}",
                 item.data,
                 headers={"Nats-Expected-Last-Subject-Sequence": str(item.revision)},
