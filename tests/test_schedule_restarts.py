@@ -53,6 +53,14 @@ async def test_scheduler_processes_killed_and_restarted(nats_url, queue_name):
             processes[0].wait()
             processes[0] = _scheduler_process(nats_url)
             await until(lambda: runs_at_least(5))
+
+            async def enqueued_all() -> bool:  # a run is claimed first, then enqueued
+                return await client.queue(queue_name).count() >= 25
+
+            await until(enqueued_all)
+            for process in processes:  # stop them, so nothing is left in flight
+                process.terminate()
+                process.wait(timeout=30)
             assert await client.queue(queue_name).count() == 25
             assert {(await client.fetch_schedule(i)).status for i in ids} == {
                 naq.ScheduleStatus.COMPLETED

@@ -168,22 +168,25 @@ async def test_bad_input_is_refused(nats_url, queue_name, engine):
 
 async def test_two_schedulers_enqueue_each_run_once(nats_url, queue_name):
     """Two naq schedulers race for every run of 10 schedules: each run is enqueued once."""
-    async with (
-        scheduling(nats_url, "naq", queue_name) as client,
-        anyio.create_task_group() as tg,
-    ):
-        second = naq.Scheduler(url=nats_url, max_wait=0.2)
-        await tg.start(second.run)
-        ids = [
-            (await client.schedule(jobs.add, k, 1, interval=1, repeat=3, queue=queue_name)).id
-            for k in range(10)
-        ]
+    async with scheduling(nats_url, "naq", queue_name) as client:
+        async with anyio.create_task_group() as tg:
+            second = naq.Scheduler(url=nats_url, max_wait=0.2)
+            await tg.start(second.run)
+            ids = [
+                (await client.schedule(jobs.add, k, 1, interval=1, repeat=3, queue=queue_name)).id
+                for k in range(10)
+            ]
 
-        async def all_completed() -> bool:
-            listed = await client.list_schedules(queue=queue_name)
-            return all(s.status is naq.ScheduleStatus.COMPLETED for s in listed)
+            async def all_completed() -> bool:
+                listed = await client.list_schedules(queue=queue_name)
+                return all(s.status is naq.ScheduleStatus.COMPLETED for s in listed)
 
-        await until(all_completed)
-        second.stop()
+            async def enqueued_all() -> bool:  # a run is claimed first, then enqueued
+                return await client.queue(queue_name).count() >= 30
+
+            await until(all_completed)
+            await until(enqueued_all)
+            second.stop()
+        # Both schedulers are idle (every schedule completed) or stopped: nothing in flight.
         assert await client.queue(queue_name).count() == 30  # no worker: every run waits
         assert {(await client.fetch_schedule(i)).runs for i in ids} == {3}
