@@ -19,12 +19,15 @@ from ._errors import (
     NaqConnectionError,
     NaqError,
     ResultTimeout,
+    ScheduleNotFound,
     SerializationError,
 )
 from ._events import Event, EventStream
 from ._job import Job
 from ._record import ErrorInfo, JobRecord, JobStatus, StatusChange
 from ._retry import Retry
+from ._scheduler import Scheduler
+from ._schedules import Schedule, ScheduleStatus
 from ._serializers import JsonSerializer, PickleSerializer, Serializer
 from ._worker import Worker
 
@@ -53,6 +56,10 @@ __all__ = [
     "Queue",
     "ResultTimeout",
     "Retry",
+    "Schedule",
+    "ScheduleNotFound",
+    "ScheduleStatus",
+    "Scheduler",
     "SerializationError",
     "Serializer",
     "StatusChange",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -23,10 +23,14 @@ from ._job import Job
 from ._lifecycle import cancel, defer
 from ._record import JobRecord, JobStatus, StatusChange, decode_record, encode_record
 from ._retry import Retry
+from ._schedule import make_trigger
+from ._schedules import Schedule, ScheduleStatus
+from ._scheduling import Scheduling
 from ._serializers import Serializer, get_serializer
 from ._settings import default_url
-from ._time import utcnow
+from ._time import as_utc, utcnow
 from ._transport import OutgoingJob, check_job_id, check_queue_name
+from ._transport._schedules import check_schedule_id
 
 __all__ = ["Call", "Client", "Queue"]
 
@@ -75,10 +79,20 @@ class Client:
     ``url`` defaults to env ``NAQ_NATS_URL``, else ``nats://127.0.0.1:4222``; ``serializer``
     is ``"pickle"`` (default), ``"json"``, a Serializer, or env ``NAQ_SERIALIZER``. Use it
     as an async context manager; it creates naq's streams and bucket if they are missing.
+    ``scheduler_engine`` picks who fires schedules: ``"auto"`` (default, env
+    ``NAQ_SCHEDULER_ENGINE``: the server when it has message schedules), ``"server"`` or
+    ``"naq"`` (a ``naq scheduler`` process).
     """
 
-    def __init__(self, url: str | None = None, *, serializer: str | Serializer | None = None):
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        serializer: str | Serializer | None = None,
+        scheduler_engine: str | None = None,
+    ):
         self._connection = Connection(url or default_url(), get_serializer(serializer))
+        self._scheduling = Scheduling(self._connection, scheduler_engine)
 
     @property
     def url(self) -> str:
@@ -247,6 +261,127 @@ class Client:
     async def delete_dead_letter(self, job_id: str) -> bool:
         """Drop a dead letter; False if there was none for that job."""
         return await delete_dead_letter(self._connection, job_id)
+
+    # -- delayed and recurring jobs (naq/_scheduling.py does the work) ----------------------
+
+    async def enqueue_at(
+        self,
+        when: datetime,
+        func: Callable[..., Any] | str,
+        /,
+        *args: Any,
+        catch_up: bool = False,
+        queue: str = "default",
+        job_id: str | None = None,
+        job_timeout: Seconds | None = None,
+        retry: Retry | int | None = None,
+        result_ttl: Seconds | None = None,
+        failure_ttl: Seconds | None = None,
+        meta: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Job:
+        """Enqueue ``func(*args, **kwargs)`` at ``when`` (naive: UTC; aware: converted).
+
+        The job is ``scheduled`` until then and can be cancelled with
+        :meth:`cancel_schedule` (its id). A time in the past raises ConfigurationError
+        unless ``catch_up=True``, which runs it at once.
+        """
+        if not isinstance(when, datetime):
+            raise ConfigurationError(f"when must be a datetime, got {when!r}")
+        job_id = check_schedule_id(job_id) if job_id is not None else uuid.uuid4().hex
+        options = _Options.build(
+            queue, job_timeout, retry, result_ttl, failure_ttl, None, None, False, meta
+        )
+        record = self._new_record(func, args, kwargs, job_id, options)
+        trigger = make_trigger(at=as_utc(when))
+        await self._scheduling.create(record, trigger, repeat=None, one_off=True, catch_up=catch_up)
+        return Job(self._connection, record.id, attrs.evolve(record, status=JobStatus.SCHEDULED))
+
+    async def enqueue_in(
+        self, delay: Seconds, func: Callable[..., Any] | str, /, *args: Any, **options: Any
+    ) -> Job:
+        """:meth:`enqueue_at` ``delay`` (seconds or a timedelta) from now."""
+        seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise ConfigurationError(f"delay must be seconds >= 0 or a timedelta, got {delay!r}")
+        when = utcnow() + timedelta(seconds=seconds)
+        return await self.enqueue_at(when, func, *args, catch_up=True, **options)
+
+    async def schedule(
+        self,
+        func: Callable[..., Any] | str,
+        /,
+        *args: Any,
+        cron: str | None = None,
+        interval: Seconds | None = None,
+        repeat: int | None = None,
+        schedule_id: str | None = None,
+        timezone: str = "UTC",
+        queue: str = "default",
+        job_timeout: Seconds | None = None,
+        retry: Retry | int | None = None,
+        result_ttl: Seconds | None = None,
+        failure_ttl: Seconds | None = None,
+        meta: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Schedule:
+        """Run ``func(*args, **kwargs)`` on a ``cron`` expression or every ``interval``.
+
+        Each run is a job of its own (id ``<schedule_id>-<due time>``). ``repeat`` stops
+        after that many runs. Calling it again with the same ``schedule_id`` replaces the
+        definition (keeping its run count): declare schedules at start-up freely.
+        """
+        schedule_id = (
+            check_schedule_id(schedule_id) if schedule_id is not None else uuid.uuid4().hex
+        )
+        trigger = make_trigger(cron=cron, interval=interval, timezone=timezone)
+        options = _Options.build(
+            queue, job_timeout, retry, result_ttl, failure_ttl, None, None, False, meta
+        )
+        record = self._new_record(func, args, kwargs, schedule_id, options)
+        return await self._scheduling.create(
+            record, trigger, repeat=repeat, one_off=False, catch_up=False
+        )
+
+    async def fetch_schedule(self, schedule_id: str) -> Schedule:
+        """The current definition of a schedule or delayed job; raises ScheduleNotFound."""
+        return await self._scheduling.get(check_schedule_id(schedule_id))
+
+    async def list_schedules(
+        self, status: ScheduleStatus | str | None = None, queue: str | None = None
+    ) -> list[Schedule]:
+        """Schedules and delayed jobs, soonest first, optionally by status and queue."""
+        return await self._scheduling.list(status, queue)
+
+    async def cancel_schedule(self, schedule_id: str) -> Schedule:
+        """Stop a schedule for good; a delayed job not yet run becomes ``canceled``."""
+        return await self._scheduling.cancel(check_schedule_id(schedule_id))
+
+    async def pause_schedule(self, schedule_id: str) -> Schedule:
+        """No runs until :meth:`resume_schedule`."""
+        return await self._scheduling.pause(check_schedule_id(schedule_id))
+
+    async def resume_schedule(self, schedule_id: str) -> Schedule:
+        """Run again; a repeating schedule restarts from now (missed runs are not replayed)."""
+        return await self._scheduling.resume(check_schedule_id(schedule_id))
+
+    async def reschedule(
+        self,
+        schedule_id: str,
+        *,
+        cron: str | None = None,
+        interval: Seconds | None = None,
+        at: datetime | None = None,
+        timezone: str | None = None,
+    ) -> Schedule:
+        """Give a schedule a new ``cron``, ``interval`` or ``at``; effective at once."""
+        current = await self.fetch_schedule(schedule_id)
+        trigger = make_trigger(
+            cron=cron, interval=interval, at=at, timezone=timezone or current.timezone
+        )
+        if trigger.at is not None and trigger.at < utcnow():
+            raise ConfigurationError(f"{trigger.at.isoformat()} is in the past")
+        return await self._scheduling.reschedule(schedule_id, trigger)
 
     def _new_record(
         self,

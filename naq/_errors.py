@@ -6,6 +6,7 @@ NaqError
 ├── NaqConnectionError (ConnectionError)  NATS unreachable or JetStream unavailable
 ├── EnqueueError                      some jobs of an enqueue_many were not stored
 ├── JobNotFound (LookupError)         no record for that job id (never existed or expired)
+│   └── ScheduleNotFound              no schedule or delayed job with that id
 ├── ResultTimeout (TimeoutError)      waiting for a result took longer than asked
 └── JobFailed                         the job raised; carries the remote error
     └── JobCanceled                   the job was canceled (on request, ttl, failed dependency)
@@ -22,6 +23,7 @@ __all__ = [
     "NaqConnectionError",
     "NaqError",
     "ResultTimeout",
+    "ScheduleNotFound",
     "SerializationError",
 ]
 
@@ -57,6 +59,10 @@ class EnqueueError(NaqError):
 
 class JobNotFound(NaqError, LookupError):
     """No record exists for the job id: it never existed or its record expired."""
+
+
+class ScheduleNotFound(JobNotFound):
+    """No schedule (or delayed job) exists with that id."""
 
 
 class ResultTimeout(NaqError, TimeoutError):

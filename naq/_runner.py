@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 import attrs
@@ -24,6 +24,7 @@ from ._serializers import Serializer, serializer_for_record
 from ._settings import DEFAULT_RESULT_TTL
 from ._time import utcnow
 from ._transport import Delivery, Settlement
+from ._transport._schedules import ServerFire, server_fire
 
 __all__ = ["JobRunner", "Update", "settlements"]
 
@@ -110,7 +111,8 @@ class _RecentIds:
         return item in self._set
 
 
-DependencyResults = Callable[[JobRecord], "collections.abc.Awaitable[dict[str, object]]"]
+DependencyResults = Callable[[JobRecord], Awaitable[dict[str, object]]]
+ClaimFiredRun = Callable[[JobRecord, ServerFire], Awaitable[JobRecord | None]]
 
 
 class JobRunner:
@@ -122,11 +124,13 @@ class JobRunner:
         serializer: Serializer,
         max_deliveries: int,
         dependency_results: DependencyResults,
+        claim_fired_run: ClaimFiredRun,
     ) -> None:
         self.worker_id = worker_id
         self.serializer = serializer
         self.max_deliveries = max_deliveries
         self._dependency_results = dependency_results
+        self._claim_fired_run = claim_fired_run
         self._running: dict[str, _Running] = {}
         self._cancelled = _RecentIds()
 
@@ -159,6 +163,16 @@ class JobRunner:
                 job_id=delivery.job_id or f"unknown-{uuid.uuid4().hex}",
                 queue=queue,
             )
+        fired = server_fire(delivery)
+        if fired is not None:  # a run produced by a server schedule: give it its own job id
+            try:
+                claimed = await self._claim_fired_run(record, fired)
+            except Exception as exc:  # noqa: BLE001 - logged; the message comes back
+                logger.warning("could not claim run of schedule {}: {!r}", record.id, exc)
+                return Update(None, delivery, nak_delay=1.0, job_id=record.id, queue=queue)
+            if claimed is None:  # the schedule was cancelled or made its runs
+                return Update(None, delivery, job_id=record.id, queue=queue)
+            record = claimed
         now = utcnow()
         attempt = delivery.num_delivered
         if record.id in self._cancelled or record.status is JobStatus.CANCELED:

@@ -26,6 +26,7 @@ from ._errors import ConfigurationError
 from ._lifecycle import dependency_results, jobs_ended
 from ._record import JobRecord
 from ._runner import JobRunner, Update, settlements
+from ._scheduling import claim_fired_run
 from ._serializers import Serializer, get_serializer
 from ._settings import default_url
 from ._transport import Delivery, check_queue_name
@@ -103,6 +104,7 @@ class Worker:
             self.serializer,
             self.max_deliveries,
             lambda record: dependency_results(connection, record),
+            lambda record, fired: claim_fired_run(connection, record, fired),
         )
         try:
             for queue in self.queues:

@@ -22,6 +22,9 @@ from naq import (
     NaqError,
     ResultTimeout,
     Retry,
+    Schedule,
+    ScheduleNotFound,
+    ScheduleStatus,
     SerializationError,
 )
 
@@ -42,13 +45,19 @@ __all__ = [
     "Queue",
     "ResultTimeout",
     "Retry",
+    "Schedule",
+    "ScheduleNotFound",
+    "ScheduleStatus",
     "SerializationError",
     "default_client",
     "enqueue",
+    "enqueue_at",
     "enqueue_call",
+    "enqueue_in",
     "enqueue_many",
     "fetch_job",
     "queue",
+    "schedule",
 ]
 
 
@@ -65,6 +74,21 @@ def enqueue_call(func: Any, args: Any = (), kwargs: Any = None, **options: Any) 
 def enqueue_many(calls: Any, **options: Any) -> list[Job]:
     """``naq.Client.enqueue_many`` on the default client, blocking."""
     return default_client().enqueue_many(calls, **options)
+
+
+def enqueue_at(when: Any, func: Any, /, *args: Any, **kwargs: Any) -> Job:
+    """``naq.Client.enqueue_at`` on the default client, blocking."""
+    return default_client().enqueue_at(when, func, *args, **kwargs)
+
+
+def enqueue_in(delay: Any, func: Any, /, *args: Any, **kwargs: Any) -> Job:
+    """``naq.Client.enqueue_in`` on the default client, blocking."""
+    return default_client().enqueue_in(delay, func, *args, **kwargs)
+
+
+def schedule(func: Any, /, *args: Any, **kwargs: Any) -> Schedule:
+    """``naq.Client.schedule`` on the default client, blocking."""
+    return default_client().schedule(func, *args, **kwargs)
 
 
 def fetch_job(job_id: str) -> Job:

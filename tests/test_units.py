@@ -104,9 +104,9 @@ def test_public_api_is_pinned():
             "Call", "Client", "ConfigurationError", "DeadLetter", "EnqueueError", "ErrorInfo",
             "Event", "EventStream", "Job", "JobCanceled", "JobContext", "JobFailed",
             "JobNotFound", "JobRecord", "JobStatus", "JsonSerializer", "NaqConnectionError",
-            "NaqError", "PickleSerializer", "Queue", "ResultTimeout", "Retry",
-            "SerializationError", "Serializer", "StatusChange", "Worker", "__version__",
-            "current_job",
+            "NaqError", "PickleSerializer", "Queue", "ResultTimeout", "Retry", "Schedule",
+            "ScheduleNotFound", "ScheduleStatus", "Scheduler", "SerializationError",
+            "Serializer", "StatusChange", "Worker", "__version__", "current_job",
         ]
     )  # fmt: skip
     for name in naq.__all__:

@@ -111,12 +111,12 @@ class LifecycleMixin:
         queue: str,
         job_id: str,
         data: bytes,
-        event: str,
+        event: str | None,
         ttl: float | None = None,
         expected_sequence: int | None = None,
     ) -> bool:
         """Store a record; with ``expected_sequence``, only if it is still that version."""
-        headers = {"Naq-Event": event}
+        headers = {"Naq-Event": event} if event else {}
         if ttl:
             headers["Nats-TTL"] = str(int(ttl))
         if expected_sequence is not None:

@@ -201,13 +201,26 @@ class NatsTransport(LifecycleMixin):
             await self._nc.close()
 
     async def _ensure_stream(self, config: api.StreamConfig) -> None:
-        """Create the stream, or bring an existing one's settings up to this version's."""
+        """Create the stream, or add what this version needs to an existing one.
+
+        An existing stream keeps its other settings and subjects (the scheduler adds its
+        own, and message schedules cannot be turned off again).
+        """
         try:
             await self._js.add_stream(config)
         except nats.js.errors.BadRequestError as exc:
             if exc.err_code != _STREAM_EXISTS:
                 raise
-            await self._js.update_stream(config)
+            current = (await self._js.stream_info(config.name)).config
+            subjects = list(current.subjects or [])
+            missing = [s for s in config.subjects or [] if s not in subjects]
+            if missing or (config.allow_direct and not current.allow_direct):
+                await self._js.update_stream(
+                    current.evolve(
+                        subjects=subjects + missing,
+                        allow_direct=current.allow_direct or config.allow_direct,
+                    )
+                )
 
     async def _ensure_bucket(self, bucket: str) -> None:
         """A KV bucket with direct get on: records are read by wildcard subject."""
