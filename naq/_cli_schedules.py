@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 
 from ._client import Client
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, ScheduleNotFound
 from ._schedules import Schedule
 from ._time import as_utc
 
@@ -75,7 +75,12 @@ async def job_control(
         raise ConfigurationError("--cron, --interval and --at go with 'reschedule' only")
     async with Client(url) as client:
         if action == "cancel":
-            schedule = await client.cancel_schedule(target)
+            try:
+                schedule = await client.cancel_schedule(target)
+            except ScheduleNotFound:  # not a schedule: an ordinary job
+                if await client.cancel(target):
+                    return f"job {target}: canceled"
+                return f"job {target}: had already ended"
         elif action == "pause":
             schedule = await client.pause_schedule(target)
         elif action == "resume":

@@ -15,6 +15,7 @@ import typer
 from loguru import logger
 
 from . import _cli_schedules
+from ._cli_failed import failed_app
 from ._errors import NaqError
 from ._scheduler import Scheduler
 from ._settings import DEFAULT_URL
@@ -170,15 +171,18 @@ def list_scheduled(
 
 @app.command("job-control")
 def job_control(
-    target: Annotated[str, typer.Argument(help="Schedule id or delayed job id.")],
+    target: Annotated[str, typer.Argument(help="Schedule id or job id.")],
     action: Annotated[str, typer.Argument(help="cancel, pause, resume or reschedule.")],
     url: UrlOption = DEFAULT_URL,
     cron: Annotated[str | None, typer.Option(help="New cron expression.")] = None,
     interval: Annotated[float | None, typer.Option(help="New interval in seconds.")] = None,
     at: Annotated[datetime | None, typer.Option(help="New time (ISO 8601; naive is UTC).")] = None,
 ) -> None:
-    """Cancel, pause, resume or reschedule a schedule, or cancel a delayed job."""
+    """Cancel, pause, resume or reschedule a schedule; or cancel a job."""
     typer.echo(anyio.run(_cli_schedules.job_control, url, target, action, cron, interval, at))
+
+
+app.add_typer(failed_app, name="failed")
 
 
 def main() -> None:
