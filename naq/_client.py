@@ -233,6 +233,25 @@ class Client:
         await job.refresh()
         return job
 
+    async def drain(self, queue: str = "default", *, concurrency: int = 10) -> int:
+        """Run every job queued (or released meanwhile) on ``queue`` here, then return.
+
+        A burst worker in this task, on this backend: handy in tests and scripts. Returns
+        how many jobs it handled.
+        """
+        from ._worker import Worker
+
+        worker = Worker(
+            [queue],
+            url=self.url,
+            serializer=self.serializer,
+            concurrency=concurrency,
+            poll_interval=0.1,
+            burst=True,
+        )
+        await worker.run()
+        return worker.processed
+
     async def cancel(self, job_id: str) -> bool:
         """Cancel a job: queued or deferred, it never runs; running, it is stopped.
 

@@ -45,6 +45,8 @@ class Worker:
     alive well within it. A message delivered more than ``max_deliveries`` times without
     an outcome (a job that keeps killing its worker) is dead-lettered. ``poll_interval``
     bounds each idle fetch, and so how long :meth:`stop` takes when there is no work.
+    With ``burst=True`` the worker runs what is queued, including jobs that become due or
+    are released by the ones it runs, and returns once its queues and itself are idle.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class Worker:
         max_deliveries: int = 10,
         poll_interval: float = 0.5,
         name: str | None = None,
+        burst: bool = False,
     ) -> None:
         if isinstance(queues, str):
             queues = [queues]
@@ -74,6 +77,8 @@ class Worker:
         self.ack_wait = float(ack_wait)
         self.max_deliveries = max_deliveries
         self.poll_interval = poll_interval
+        self.burst = burst
+        self.processed = 0
         self.id = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         self._in_flight: set[Delivery] = set()
         self._idle_waits: set[anyio.CancelScope] = set()
@@ -181,6 +186,8 @@ class Worker:
             for _ in range(reserved - owed):
                 slots.release()
             reserved = min(reserved, owed)
+            if self.burst and not deliveries and not owed and not self._in_flight:
+                return  # burst: this queue is empty and nothing runs that could add to it
 
     async def _wait_for_slot(self, slots: anyio.Semaphore) -> bool:
         """Take one slot; False when :meth:`stop` interrupted the wait."""
@@ -236,8 +243,6 @@ class Worker:
                     if error is not None:
                         unsaved.add(item.job_id)
                         logger.error("could not store outcome of job {}: {!r}", item.job_id, error)
-                    if item.delivery is not None:
-                        self._in_flight.discard(item.delivery)
                 ended = [
                     u.record
                     for u in batch
@@ -247,6 +252,12 @@ class Worker:
                     and u.record.id not in unsaved
                 ]
                 await self._release_dependents(ended)
+                # Only now are these jobs done: their dependents are queued (a burst worker
+                # checks for an idle moment by this).
+                for item in batch_settlements:
+                    if item.delivery is not None:
+                        self._in_flight.discard(item.delivery)
+                        self.processed += 1
 
     async def _release_dependents(self, ended: list[JobRecord]) -> None:
         """Hand ended jobs to the dependency protocol; its errors must not stop settling."""

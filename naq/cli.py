@@ -86,6 +86,9 @@ def worker(
     path: Annotated[
         Path, typer.Option(help="Directory added to sys.path to import job functions.")
     ] = Path("."),
+    burst: Annotated[
+        bool, typer.Option(help="Run what is queued, then exit (like RQ's and arq's burst).")
+    ] = False,
     log_level: LogLevelOption = "INFO",
 ) -> None:
     """Run a worker that processes jobs from QUEUES (default: default)."""
@@ -97,6 +100,7 @@ def worker(
         concurrency=concurrency,
         serializer=serializer,
         ack_wait=ack_wait,
+        burst=burst,
     )
     anyio.run(_run_until_signalled, w, backend=backend.value)
 
