@@ -18,7 +18,10 @@ import naq
 from ._drain import wait_drained
 from ._jobs import noop
 
-__all__ = ["drain_queue", "enqueue_awaited", "fill_queue", "fresh_queue", "latency"]
+__all__ = ["drain_queue", "enqueue_awaited", "enqueue_many", "fill_queue", "fresh_queue", "latency"]
+
+_BATCH = 1_000
+"""Calls per ``enqueue_many`` batch, like the pipelined floor's window."""
 
 _LANES = 64
 """Concurrent enqueues while filling a queue before a worker run (that part is not timed)."""
@@ -40,6 +43,18 @@ async def enqueue_awaited(url: str, n: int) -> float:
         started = time.perf_counter()
         for _ in range(n):
             await client.enqueue(noop, queue=queue)
+        return n / (time.perf_counter() - started)
+
+
+async def enqueue_many(url: str, n: int) -> float:
+    """``client.enqueue_many`` in batches of ``_BATCH`` noop calls (nobody consumes): ops/s."""
+    queue = fresh_queue("many")
+    async with naq.Client(url) as client:
+        await client.enqueue_many([naq.Call(noop)] * _WARMUP, queue=queue)
+        started = time.perf_counter()
+        for done in range(0, n, _BATCH):
+            batch = [naq.Call(noop) for _ in range(min(_BATCH, n - done))]
+            await client.enqueue_many(batch, queue=queue)
         return n / (time.perf_counter() - started)
 
 

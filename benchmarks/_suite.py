@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import anyio
 
 from ._floors import Floors, measure_floors
-from ._naq_paths import drain_queue, enqueue_awaited, fill_queue, latency
+from ._naq_paths import drain_queue, enqueue_awaited, enqueue_many, fill_queue, latency
 from ._report import Row
 from ._sync_paths import enqueue_from_tasks, enqueue_from_threads
 
@@ -103,6 +103,11 @@ def run_suite(url: str, size: int, latency_samples: int) -> list[Row]:
     )
     rows.append(_rate_row("naq enqueue awaited (asyncio)", runs, "publish", floors.publish_awaited))
     rows += _enqueue_rows(url, size, statistics.median(runs))
+
+    runs = _repeated("naq enqueue_many (asyncio)", lambda: _run("asyncio", enqueue_many, url, size))
+    rows.append(
+        _rate_row("naq enqueue_many (asyncio)", runs, "pipelined", floors.publish_pipelined)
+    )
 
     configs = [("asyncio", c) for c in ASYNCIO_CONCURRENCIES]
     configs += [("trio", c) for c in TRIO_CONCURRENCIES]

@@ -8,19 +8,26 @@ async with naq.Client() as client:
 from loguru import logger as _logger
 
 from ._client import Call, Client, Queue
+from ._context import JobContext, current_job
+from ._dead_letters import DeadLetter
 from ._errors import (
     ConfigurationError,
     EnqueueError,
+    JobCanceled,
     JobFailed,
     JobNotFound,
     NaqConnectionError,
     NaqError,
     ResultTimeout,
+    ScheduleNotFound,
     SerializationError,
 )
+from ._events import Event, EventStream
 from ._job import Job
-from ._record import ErrorInfo, JobRecord, JobStatus
+from ._record import ErrorInfo, JobRecord, JobStatus, StatusChange
 from ._retry import Retry
+from ._scheduler import Scheduler
+from ._schedules import Schedule, ScheduleStatus
 from ._serializers import JsonSerializer, PickleSerializer, Serializer
 from ._worker import Worker
 
@@ -30,9 +37,14 @@ __all__ = [
     "Call",
     "Client",
     "ConfigurationError",
+    "DeadLetter",
     "EnqueueError",
     "ErrorInfo",
+    "Event",
+    "EventStream",
     "Job",
+    "JobCanceled",
+    "JobContext",
     "JobFailed",
     "JobNotFound",
     "JobRecord",
@@ -44,10 +56,16 @@ __all__ = [
     "Queue",
     "ResultTimeout",
     "Retry",
+    "Schedule",
+    "ScheduleNotFound",
+    "ScheduleStatus",
+    "Scheduler",
     "SerializationError",
     "Serializer",
+    "StatusChange",
     "Worker",
     "__version__",
+    "current_job",
 ]
 
 # A library must not print into its host's logs uninvited: the CLI enables naq's logging.

@@ -4,25 +4,38 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
 import attrs
 
 from ._connection import Connection
+from ._dead_letters import (
+    DeadLetter,
+    delete_dead_letter,
+    list_dead_letters,
+    requeue_dead_letter,
+)
 from ._errors import ConfigurationError, EnqueueError, NaqConnectionError
+from ._events import EventStream
 from ._job import Job
-from ._record import JobRecord, JobStatus, encode_record
+from ._lifecycle import cancel, defer
+from ._record import JobRecord, JobStatus, StatusChange, decode_record, encode_record
 from ._retry import Retry
+from ._schedule import make_trigger
+from ._schedules import Schedule, ScheduleStatus
+from ._scheduling import Scheduling
 from ._serializers import Serializer, get_serializer
 from ._settings import DEFAULT_TIMEOUT, default_url
-from ._time import utcnow
-from ._transport import check_job_id, check_queue_name
+from ._time import as_utc, utcnow
+from ._transport import OutgoingJob, check_job_id, check_queue_name
+from ._transport._schedules import check_schedule_id
 
 __all__ = ["Call", "Client", "Queue"]
 
 Seconds = float | timedelta
+Dependencies = "Job | str | Sequence[Job | str] | None"
 
 
 def _seconds(name: str, value: Seconds | None, *, allow_never: bool = False) -> float | None:
@@ -46,6 +59,10 @@ def _retry(value: Retry | int | None) -> Retry | None:
     raise ConfigurationError(f"retry must be a naq.Retry or a number of retries, got {value!r}")
 
 
+def _outgoing(record: JobRecord, explicit_id: bool) -> OutgoingJob:
+    return OutgoingJob(record.queue, record.id, encode_record(record), dedupe=explicit_id)
+
+
 @attrs.frozen
 class Call:
     """One call for :meth:`Client.enqueue_many`: ``naq.Call(send, ("a@b.c",), job_id="x")``."""
@@ -62,7 +79,10 @@ class Client:
     ``url`` defaults to env ``NAQ_NATS_URL``, else ``nats://127.0.0.1:4222``; ``serializer``
     is ``"pickle"`` (default), ``"json"``, a Serializer, or env ``NAQ_SERIALIZER``. Use it
     as an async context manager; it creates naq's streams and bucket if they are missing.
-    ``timeout`` bounds each call's wait for NATS, a reconnect included (NaqConnectionError).
+    ``scheduler_engine`` picks who fires schedules: ``"auto"`` (default, env
+    ``NAQ_SCHEDULER_ENGINE``: the server when it has message schedules), ``"server"`` or
+    ``"naq"`` (a ``naq scheduler`` process). ``timeout`` bounds each call's wait for NATS,
+    a reconnect included (NaqConnectionError).
     """
 
     def __init__(
@@ -70,11 +90,13 @@ class Client:
         url: str | None = None,
         *,
         serializer: str | Serializer | None = None,
+        scheduler_engine: str | None = None,
         timeout: Seconds = DEFAULT_TIMEOUT,
     ):
         self._connection = Connection(
             url or default_url(), get_serializer(serializer), _seconds("timeout", timeout)
         )
+        self._scheduling = Scheduling(self._connection, scheduler_engine)
 
     @property
     def url(self) -> str:
@@ -115,14 +137,21 @@ class Client:
         job_timeout: Seconds | None = None,
         retry: Retry | int | None = None,
         result_ttl: Seconds | None = None,
+        failure_ttl: Seconds | None = None,
+        ttl: Seconds | None = None,
+        depends_on: Dependencies = None,
+        allow_dependency_failures: bool = False,
         meta: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> Job:
         """Enqueue ``func(*args, **kwargs)``; ``func`` is a callable or ``"pkg.mod:func"``.
 
-        Returns once the job is stored on the server. ``job_timeout`` bounds one run,
-        ``retry`` is a naq.Retry (or a number of retries), ``result_ttl`` is how long the
-        outcome is kept (-1: forever; default 500 s), ``meta`` is free-form JSON.
+        Returns once the job is stored on the server. ``job_timeout`` bounds one run;
+        ``retry`` is a naq.Retry (or a number of retries); ``result_ttl`` keeps a finished
+        job's record (default 500 s, -1 forever), ``failure_ttl`` a failed or canceled one
+        (default forever); ``ttl`` cancels the job if no worker starts it in time;
+        ``depends_on`` (jobs or ids) defers it until they all finished; ``meta`` is JSON.
+        An explicit ``job_id`` makes the enqueue idempotent: a second one returns the first.
         """
         return await self.enqueue_call(
             func,
@@ -133,6 +162,10 @@ class Client:
             job_timeout=job_timeout,
             retry=retry,
             result_ttl=result_ttl,
+            failure_ttl=failure_ttl,
+            ttl=ttl,
+            depends_on=depends_on,
+            allow_dependency_failures=allow_dependency_failures,
             meta=meta,
         )
 
@@ -147,17 +180,29 @@ class Client:
         job_timeout: Seconds | None = None,
         retry: Retry | int | None = None,
         result_ttl: Seconds | None = None,
+        failure_ttl: Seconds | None = None,
+        ttl: Seconds | None = None,
+        depends_on: Dependencies = None,
+        allow_dependency_failures: bool = False,
         meta: Mapping[str, Any] | None = None,
     ) -> Job:
         """Like :meth:`enqueue`, with args and kwargs passed explicitly (no name clashes)."""
-        record = self._new_record(
-            func, args, kwargs or {}, queue, job_id, job_timeout, retry, result_ttl, meta
-        )
-        transport = self._connection.transport
-        await self._connection.call(
-            transport.enqueue, record.queue, record.id, encode_record(record)
-        )
-        return Job(self._connection, record.id, record)
+        options = _Options.build(
+            queue, job_timeout, retry, result_ttl, failure_ttl, ttl, depends_on,
+            allow_dependency_failures, meta,
+        )  # fmt: skip
+        record = self._new_record(func, args, kwargs or {}, job_id, options)
+        connection = self._connection
+        if job_id is not None:
+            existing = await connection.call(connection.transport.get_record, record.id)
+            if existing is not None:  # idempotent: this job was enqueued before
+                return Job(connection, record.id, decode_record(existing))
+        if record.depends_on:
+            if not await defer(connection, record):
+                return await self.fetch_job(record.id)
+            return Job(connection, record.id, record)
+        await connection.call(connection.transport.enqueue, _outgoing(record, job_id is not None))
+        return Job(connection, record.id, record)
 
     async def enqueue_many(
         self,
@@ -167,22 +212,25 @@ class Client:
         job_timeout: Seconds | None = None,
         retry: Retry | int | None = None,
         result_ttl: Seconds | None = None,
+        failure_ttl: Seconds | None = None,
+        ttl: Seconds | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> list[Job]:
         """Enqueue many calls in one pipelined batch, with the same options for all.
 
         Every call is encoded before anything is sent, so a bad argument anywhere means
         nothing is published. Raises EnqueueError naming the jobs the server did not confirm.
+        (Dependencies and idempotent ids take a lookup each: use :meth:`enqueue` for them.)
         """
-        records = [
-            self._new_record(
-                c.func, c.args, c.kwargs, queue, c.job_id, job_timeout, retry, result_ttl, meta
-            )
-            for c in calls
-        ]
+        options = _Options.build(
+            queue, job_timeout, retry, result_ttl, failure_ttl, ttl, None, False, meta
+        )
+        calls = list(calls)
+        records = [self._new_record(c.func, c.args, c.kwargs, c.job_id, options) for c in calls]
         transport = self._connection.transport
         failed = await self._connection.call(
-            transport.enqueue_many, [(r.queue, r.id, encode_record(r)) for r in records]
+            transport.enqueue_many,
+            [_outgoing(r, c.job_id is not None) for r, c in zip(records, calls, strict=True)],
         )
         if failed:
             raise EnqueueError(failed, len(records))
@@ -194,33 +242,252 @@ class Client:
         await job.refresh()
         return job
 
+    async def drain(self, queue: str = "default", *, concurrency: int = 10) -> int:
+        """Run every job queued (or released meanwhile) on ``queue`` here, then return.
+
+        A burst worker in this task, on this backend: handy in tests and scripts. Returns
+        how many jobs it handled.
+        """
+        from ._worker import Worker
+
+        worker = Worker(
+            [queue],
+            url=self.url,
+            serializer=self.serializer,
+            concurrency=concurrency,
+            poll_interval=0.1,
+            burst=True,
+        )
+        await worker.run()
+        return worker.processed
+
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a job: queued or deferred, it never runs; running, it is stopped.
+
+        An async job is cancelled in its worker at once; a sync job cannot be interrupted,
+        so ``naq.current_job().cancelled`` turns true for it to check. Jobs that depend on
+        it are canceled too. False if the job had already ended; JobNotFound if unknown.
+        """
+        return await cancel(self._connection, check_job_id(job_id))
+
+    def events(self, job_id: str | None = None, queue: str | None = None) -> EventStream:
+        """Live lifecycle events of one job, one queue or all: ``async with`` / ``async for``."""
+        return EventStream(
+            self._connection,
+            check_job_id(job_id) if job_id is not None else None,
+            check_queue_name(queue) if queue is not None else None,
+        )
+
+    async def dead_letters(self, queue: str | None = None, limit: int = 1000) -> list[DeadLetter]:
+        """Jobs that ended in the dead-letter stream (oldest first), with the reason."""
+        return await list_dead_letters(self._connection, queue, limit)
+
+    async def requeue_dead_letter(self, job_id: str) -> Job:
+        """Enqueue a dead-lettered job again (attempts start over) and drop the dead letter."""
+        return Job(self._connection, *await requeue_dead_letter(self._connection, job_id))
+
+    async def delete_dead_letter(self, job_id: str) -> bool:
+        """Drop a dead letter; False if there was none for that job."""
+        return await delete_dead_letter(self._connection, job_id)
+
+    # -- delayed and recurring jobs (naq/_scheduling.py does the work) ----------------------
+
+    async def enqueue_at(
+        self,
+        when: datetime,
+        func: Callable[..., Any] | str,
+        /,
+        *args: Any,
+        catch_up: bool = False,
+        queue: str = "default",
+        job_id: str | None = None,
+        job_timeout: Seconds | None = None,
+        retry: Retry | int | None = None,
+        result_ttl: Seconds | None = None,
+        failure_ttl: Seconds | None = None,
+        meta: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Job:
+        """Enqueue ``func(*args, **kwargs)`` at ``when`` (naive: UTC; aware: converted).
+
+        The job is ``scheduled`` until then and can be cancelled with
+        :meth:`cancel_schedule` (its id). A time in the past raises ConfigurationError
+        unless ``catch_up=True``, which runs it at once.
+        """
+        if not isinstance(when, datetime):
+            raise ConfigurationError(f"when must be a datetime, got {when!r}")
+        job_id = check_schedule_id(job_id) if job_id is not None else uuid.uuid4().hex
+        options = _Options.build(
+            queue, job_timeout, retry, result_ttl, failure_ttl, None, None, False, meta
+        )
+        record = self._new_record(func, args, kwargs, job_id, options)
+        trigger = make_trigger(at=as_utc(when))
+        await self._scheduling.create(record, trigger, repeat=None, one_off=True, catch_up=catch_up)
+        return Job(self._connection, record.id, attrs.evolve(record, status=JobStatus.SCHEDULED))
+
+    async def enqueue_in(
+        self, delay: Seconds, func: Callable[..., Any] | str, /, *args: Any, **options: Any
+    ) -> Job:
+        """:meth:`enqueue_at` ``delay`` (seconds or a timedelta) from now."""
+        seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise ConfigurationError(f"delay must be seconds >= 0 or a timedelta, got {delay!r}")
+        when = utcnow() + timedelta(seconds=seconds)
+        return await self.enqueue_at(when, func, *args, catch_up=True, **options)
+
+    async def schedule(
+        self,
+        func: Callable[..., Any] | str,
+        /,
+        *args: Any,
+        cron: str | None = None,
+        interval: Seconds | None = None,
+        repeat: int | None = None,
+        schedule_id: str | None = None,
+        timezone: str = "UTC",
+        queue: str = "default",
+        job_timeout: Seconds | None = None,
+        retry: Retry | int | None = None,
+        result_ttl: Seconds | None = None,
+        failure_ttl: Seconds | None = None,
+        meta: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Schedule:
+        """Run ``func(*args, **kwargs)`` on a ``cron`` expression or every ``interval``.
+
+        Each run is a job of its own (id ``<schedule_id>-<due time>``). ``repeat`` stops
+        after that many runs. Calling it again with the same ``schedule_id`` replaces the
+        definition (keeping its run count): declare schedules at start-up freely.
+        """
+        schedule_id = (
+            check_schedule_id(schedule_id) if schedule_id is not None else uuid.uuid4().hex
+        )
+        trigger = make_trigger(cron=cron, interval=interval, timezone=timezone)
+        options = _Options.build(
+            queue, job_timeout, retry, result_ttl, failure_ttl, None, None, False, meta
+        )
+        record = self._new_record(func, args, kwargs, schedule_id, options)
+        return await self._scheduling.create(
+            record, trigger, repeat=repeat, one_off=False, catch_up=False
+        )
+
+    async def fetch_schedule(self, schedule_id: str) -> Schedule:
+        """The current definition of a schedule or delayed job; raises ScheduleNotFound."""
+        return await self._scheduling.get(check_schedule_id(schedule_id))
+
+    async def list_schedules(
+        self, status: ScheduleStatus | str | None = None, queue: str | None = None
+    ) -> list[Schedule]:
+        """Schedules and delayed jobs, soonest first, optionally by status and queue."""
+        return await self._scheduling.list(status, queue)
+
+    async def cancel_schedule(self, schedule_id: str) -> Schedule:
+        """Stop a schedule for good; a delayed job not yet run becomes ``canceled``."""
+        return await self._scheduling.cancel(check_schedule_id(schedule_id))
+
+    async def pause_schedule(self, schedule_id: str) -> Schedule:
+        """No runs until :meth:`resume_schedule`."""
+        return await self._scheduling.pause(check_schedule_id(schedule_id))
+
+    async def resume_schedule(self, schedule_id: str) -> Schedule:
+        """Run again; a repeating schedule restarts from now (missed runs are not replayed)."""
+        return await self._scheduling.resume(check_schedule_id(schedule_id))
+
+    async def reschedule(
+        self,
+        schedule_id: str,
+        *,
+        cron: str | None = None,
+        interval: Seconds | None = None,
+        at: datetime | None = None,
+        timezone: str | None = None,
+    ) -> Schedule:
+        """Give a schedule a new ``cron``, ``interval`` or ``at``; effective at once."""
+        current = await self.fetch_schedule(schedule_id)
+        trigger = make_trigger(
+            cron=cron, interval=interval, at=at, timezone=timezone or current.timezone
+        )
+        if trigger.at is not None and trigger.at < utcnow():
+            raise ConfigurationError(f"{trigger.at.isoformat()} is in the past")
+        return await self._scheduling.reschedule(schedule_id, trigger)
+
     def _new_record(
         self,
         func: Callable[..., Any] | str,
         args: Sequence[Any],
         kwargs: Mapping[str, Any],
-        queue: str,
         job_id: str | None,
-        job_timeout: Seconds | None,
-        retry: Retry | int | None,
-        result_ttl: Seconds | None,
-        meta: Mapping[str, Any] | None,
+        options: _Options,
     ) -> JobRecord:
         serializer = self.serializer
         func_name, payload = serializer.encode_call(func, args, kwargs)
+        now = utcnow()
+        status = JobStatus.DEFERRED if options.depends_on else JobStatus.QUEUED
         return JobRecord(
             id=check_job_id(job_id) if job_id is not None else uuid.uuid4().hex,
-            queue=check_queue_name(queue),
+            queue=options.queue,
             func_name=func_name,
             serializer=serializer.name,
             payload=payload,
-            status=JobStatus.QUEUED,
-            enqueued_at=utcnow(),
+            status=status,
+            enqueued_at=now,
+            job_timeout=options.job_timeout,
+            retry=options.retry,
+            result_ttl=options.result_ttl,
+            failure_ttl=options.failure_ttl,
+            ttl=options.ttl,
+            depends_on=options.depends_on,
+            allow_dependency_failures=options.allow_dependency_failures,
+            meta=options.meta,
+            history=(StatusChange(status, now),),
+        )
+
+
+@attrs.frozen
+class _Options:
+    """Job options shared by every enqueue method, validated once."""
+
+    queue: str
+    job_timeout: float | None
+    retry: Retry | None
+    result_ttl: float | None
+    failure_ttl: float | None
+    ttl: float | None
+    depends_on: tuple[str, ...]
+    allow_dependency_failures: bool
+    meta: dict[str, Any]
+
+    @classmethod
+    def build(
+        cls,
+        queue: str,
+        job_timeout: Seconds | None,
+        retry: Retry | int | None,
+        result_ttl: Seconds | None,
+        failure_ttl: Seconds | None,
+        ttl: Seconds | None,
+        depends_on: Dependencies,
+        allow_dependency_failures: bool,
+        meta: Mapping[str, Any] | None,
+    ) -> _Options:
+        return cls(
+            queue=check_queue_name(queue),
             job_timeout=_seconds("job_timeout", job_timeout),
             retry=_retry(retry),
             result_ttl=_seconds("result_ttl", result_ttl, allow_never=True),
-            meta=get_serializer("json").encode_value(dict(meta or {})),
+            failure_ttl=_seconds("failure_ttl", failure_ttl, allow_never=True),
+            ttl=_seconds("ttl", ttl),
+            depends_on=_dependency_ids(depends_on),
+            allow_dependency_failures=bool(allow_dependency_failures),
+            meta=get_serializer("json").encode_value(dict(meta)) if meta else {},
         )
+
+
+def _dependency_ids(depends_on: Dependencies) -> tuple[str, ...]:
+    if depends_on is None:
+        return ()
+    items = [depends_on] if isinstance(depends_on, str | Job) else list(depends_on)
+    return tuple(check_job_id(d.id if isinstance(d, Job) else d) for d in items)
 
 
 class Queue:

@@ -6,8 +6,10 @@ NaqError
 ├── NaqConnectionError (ConnectionError)  NATS unreachable or JetStream unavailable
 ├── EnqueueError                      some jobs of an enqueue_many were not stored
 ├── JobNotFound (LookupError)         no record for that job id (never existed or expired)
+│   └── ScheduleNotFound              no schedule or delayed job with that id
 ├── ResultTimeout (TimeoutError)      waiting for a result took longer than asked
 └── JobFailed                         the job raised; carries the remote error
+    └── JobCanceled                   the job was canceled (on request, ttl, failed dependency)
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from __future__ import annotations
 __all__ = [
     "ConfigurationError",
     "EnqueueError",
+    "JobCanceled",
     "JobFailed",
     "JobNotFound",
     "NaqConnectionError",
     "NaqError",
     "ResultTimeout",
+    "ScheduleNotFound",
     "SerializationError",
 ]
 
@@ -43,16 +47,22 @@ class NaqConnectionError(NaqError, ConnectionError):
 class EnqueueError(NaqError):
     """Some jobs of a batch were not confirmed by the server; ``failed_ids`` names them."""
 
-    def __init__(self, failed_ids: list[str], total: int) -> None:
+    def __init__(self, failures: list[tuple[str, NaqError]], total: int) -> None:
+        job_id, error = failures[0]
         super().__init__(
-            f"{len(failed_ids)} of {total} jobs were not stored (e.g. {failed_ids[0]}); "
-            "enqueue them again: their ids make it idempotent"
+            f"{len(failures)} of {total} jobs were not confirmed (first: {job_id}: {error}); "
+            "enqueue them again with the same ids to be sure each runs once"
         )
-        self.failed_ids = failed_ids
+        self.failed_ids = [job_id for job_id, _ in failures]
+        self.errors = dict(failures)
 
 
 class JobNotFound(NaqError, LookupError):
     """No record exists for the job id: it never existed or its record expired."""
+
+
+class ScheduleNotFound(JobNotFound):
+    """No schedule (or delayed job) exists with that id."""
 
 
 class ResultTimeout(NaqError, TimeoutError):
@@ -68,3 +78,7 @@ class JobFailed(NaqError):
         self.exc_type = exc_type
         self.message = message
         self.traceback = traceback
+
+
+class JobCanceled(JobFailed):
+    """The job was canceled: on request, past its ttl, or because a dependency failed."""

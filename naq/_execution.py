@@ -13,7 +13,7 @@ import attrs
 
 from ._record import ErrorInfo
 
-__all__ = ["Outcome", "error_info", "execute"]
+__all__ = ["Outcome", "error_info", "execute", "is_async_callable"]
 
 
 @attrs.frozen
@@ -33,7 +33,25 @@ def error_info(exc: BaseException) -> ErrorInfo:
     )
 
 
-def _is_async(func: Callable[..., Any]) -> bool:
+async def _call(
+    func: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    is_async: bool,
+    limiter: anyio.CapacityLimiter,
+) -> Outcome:
+    try:
+        if is_async:
+            value = await func(*args, **kwargs)
+        else:
+            call = functools.partial(func, *args, **kwargs)
+            value = await anyio.to_thread.run_sync(call, limiter=limiter, abandon_on_cancel=True)
+    except Exception as exc:  # noqa: BLE001 - any error a job raises is its outcome
+        return Outcome(error=error_info(exc))
+    return Outcome(value=value)
+
+
+def is_async_callable(func: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
         getattr(func, "__call__", None)  # noqa: B004 - async callable objects
     )
@@ -53,19 +71,11 @@ async def execute(
     function runs in a worker thread under ``limiter``; at ``timeout`` the job is failed but
     Python cannot stop the thread, which runs on until the function returns.
     """
-    is_async = _is_async(func)
+    is_async = is_async_callable(func)
+    if timeout is None:  # no cancel scope to pay for on the common path
+        return await _call(func, args, kwargs, is_async, limiter)
     with anyio.move_on_after(timeout):
-        try:
-            if is_async:
-                value = await func(*args, **kwargs)
-            else:
-                call = functools.partial(func, *args, **kwargs)
-                value = await anyio.to_thread.run_sync(
-                    call, limiter=limiter, abandon_on_cancel=True
-                )
-        except Exception as exc:  # noqa: BLE001 - any error a job raises is its outcome
-            return Outcome(error=error_info(exc))
-        return Outcome(value=value)
+        return await _call(func, args, kwargs, is_async, limiter)
     kind = "async job was cancelled" if is_async else "sync job's thread was left running"
     return Outcome(
         error=ErrorInfo(

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from ._errors import ConfigurationError
 
-__all__ = ["describe", "import_path", "resolve"]
+__all__ = ["describe", "import_path", "importable_path", "resolve"]
+
+_IMPORTABLE: dict[Any, str | None] = {}
+"""Cache of :func:`importable_path` for functions seen (module-level ones are few)."""
 
 
 def describe(func: Callable[..., Any] | str) -> str:
@@ -40,8 +44,47 @@ def import_path(func: Callable[..., Any] | str) -> str:
     return path
 
 
+def importable_path(func: Callable[..., Any]) -> str | None:
+    """``func``'s import path if importing it yields ``func`` itself, else None (cached).
+
+    ``__main__`` never counts: a worker's ``__main__`` is not the producer's.
+    """
+    try:
+        return _IMPORTABLE[func]
+    except KeyError:
+        pass
+    except TypeError:  # unhashable callable
+        return None
+    module_name = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", "")
+    path = None
+    module = sys.modules.get(module_name) if module_name and module_name != "__main__" else None
+    if module is not None and "<" not in qualname:
+        target: Any = module
+        for part in qualname.split("."):
+            target = getattr(target, part, None)
+        if target is func:
+            path = f"{module_name}:{qualname}"
+    if len(_IMPORTABLE) < 10_000:
+        _IMPORTABLE[func] = path
+    return path
+
+
+_RESOLVED: dict[str, Callable[..., Any]] = {}
+
+
 def resolve(path: str) -> Callable[..., Any]:
-    """Import the callable named by ``"pkg.mod:qualname"``."""
+    """Import the callable named by ``"pkg.mod:qualname"`` (cached: workers resolve a lot)."""
+    found = _RESOLVED.get(path)
+    if found is not None:
+        return found
+    target = _import(path)
+    if len(_RESOLVED) < 10_000:
+        _RESOLVED[path] = target
+    return target
+
+
+def _import(path: str) -> Callable[..., Any]:
     module_name, sep, qualname = path.partition(":")
     if not sep or not module_name or not qualname:
         raise ConfigurationError(f"function path must look like 'pkg.module:func', got {path!r}")

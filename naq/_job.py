@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._errors import JobFailed
-from ._record import JobRecord, JobStatus
+from ._errors import JobCanceled, JobFailed
+from ._record import ErrorInfo, JobRecord, JobStatus
 from ._serializers import serializer_for_record
 
 if TYPE_CHECKING:
@@ -44,6 +44,12 @@ class Job:
         self.record = await self._connection.wait_status(self.id, wanted, timeout)
         return self.record.status
 
+    async def cancel(self) -> bool:
+        """Cancel this job (see :meth:`naq.Client.cancel`); False if it had ended."""
+        from ._lifecycle import cancel
+
+        return await cancel(self._connection, self.id)
+
     async def result(self, timeout: float | None = None) -> Any:
         """Wait for the job to end and return its value, or raise JobFailed with the remote error.
 
@@ -55,7 +61,7 @@ class Job:
         if record.status is JobStatus.FINISHED:
             serializer = serializer_for_record(record.serializer, self._connection.serializer)
             return serializer.decode_value(record.result)
-        error = record.error
-        if error is None:
-            raise JobFailed(self.id, "JobCanceled", f"job ended {record.status.value}", "")
+        error = record.error or ErrorInfo("JobCanceled", f"job ended {record.status.value}", "")
+        if record.status is JobStatus.CANCELED:
+            raise JobCanceled(self.id, error.type, error.message, error.traceback)
         raise JobFailed(self.id, error.type, error.message, error.traceback)

@@ -20,7 +20,14 @@ from ._errors import SerializationError
 from ._retry import Retry
 from ._time import as_utc
 
-__all__ = ["ErrorInfo", "JobRecord", "JobStatus", "decode_record", "encode_record"]
+__all__ = [
+    "ErrorInfo",
+    "JobRecord",
+    "JobStatus",
+    "StatusChange",
+    "decode_record",
+    "encode_record",
+]
 
 
 class JobStatus(enum.StrEnum):
@@ -53,6 +60,14 @@ class ErrorInfo:
 
 
 @attrs.frozen
+class StatusChange:
+    """One step of a job's history: the status it entered and when (UTC)."""
+
+    status: JobStatus
+    at: datetime
+
+
+@attrs.frozen
 class JobRecord:
     """Everything known about one job. Updated copies are made with ``attrs.evolve``."""
 
@@ -73,6 +88,18 @@ class JobRecord:
     worker_id: str | None = None
     result: Any = None
     error: ErrorInfo | None = None
+    failure_ttl: float | None = None
+    ttl: float | None = None
+    depends_on: tuple[str, ...] = ()
+    allow_dependency_failures: bool = False
+    progress: float | None = None
+    history: tuple[StatusChange, ...] = ()
+
+    def moved_to(self, status: JobStatus, at: datetime, **changes: Any) -> JobRecord:
+        """A copy in ``status``, with the step added to ``history`` (and other changes)."""
+        return attrs.evolve(
+            self, status=status, history=(*self.history, StatusChange(status, at)), **changes
+        )
 
 
 def _make_converter() -> cattrs.Converter:

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import cloudpickle
 
 from ._errors import ConfigurationError, SerializationError
-from ._functions import describe, import_path, resolve
+from ._functions import describe, import_path, importable_path, resolve
 
 __all__ = [
     "JsonSerializer",
@@ -62,17 +62,26 @@ class PickleSerializer(Serializer):
     name = "pickle"
 
     def encode_call(self, func, args, kwargs):
-        if not callable(func):
-            import_path(func)  # a string must at least be a well-formed path
-        return describe(func), self.encode_value((func, tuple(args), dict(kwargs)))
+        # An importable function travels by path (cheap, and readable in the record); only
+        # lambdas, closures and the like are pickled along with their arguments.
+        path = import_path(func) if isinstance(func, str) else importable_path(func)
+        if path is None:
+            return describe(func), {"call": self.encode_value((func, tuple(args), dict(kwargs)))}
+        if not args and not kwargs:
+            return path, {"args": _NO_ARGUMENTS}
+        return path, {"args": self.encode_value((tuple(args), dict(kwargs)))}
 
     def decode_call(self, func_name, payload):
-        func, args, kwargs = self.decode_value(payload)
-        if isinstance(func, str):
-            func = resolve(func)
-        return func, args, kwargs
+        if isinstance(payload, dict) and isinstance(payload.get("call"), str):
+            return self.decode_value(payload["call"])
+        if isinstance(payload, dict) and isinstance(payload.get("args"), str):
+            args, kwargs = self.decode_value(payload["args"])
+            return resolve(func_name), args, kwargs
+        raise SerializationError("pickle payload must be {'call': ...} or {'args': ...}")
 
     def encode_value(self, value):
+        if value is None:
+            return _NONE  # the result of most jobs
         try:
             data = cloudpickle.dumps(value)
         except Exception as exc:  # cloudpickle raises many types for unpicklable values
@@ -84,6 +93,10 @@ class PickleSerializer(Serializer):
             return pickle.loads(base64.b64decode(data))
         except Exception as exc:  # unpickling can raise nearly anything
             raise SerializationError(f"cannot unpickle payload: {exc}") from exc
+
+
+_NO_ARGUMENTS = base64.b64encode(cloudpickle.dumps(((), {}))).decode("ascii")
+_NONE = base64.b64encode(cloudpickle.dumps(None)).decode("ascii")
 
 
 def _reject(value: Any) -> Any:

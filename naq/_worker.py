@@ -16,32 +16,24 @@ import uuid
 from collections.abc import Sequence
 
 import anyio
-import attrs
-from anyio.abc import TaskGroup, TaskStatus
+from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from loguru import logger
 
 from ._connection import Connection
-from ._errors import ConfigurationError, SerializationError
-from ._execution import Outcome, error_info, execute
-from ._record import ErrorInfo, JobRecord, JobStatus, decode_record, encode_record
-from ._serializers import Serializer, get_serializer, serializer_for_record
-from ._settings import DEFAULT_RESULT_TTL, default_url
-from ._time import utcnow
-from ._transport import Delivery, Settlement, check_queue_name
+from ._dispatch import DispatchQueue
+from ._errors import ConfigurationError
+from ._lifecycle import dependency_results, jobs_ended
+from ._record import JobRecord
+from ._runner import JobRunner, Update, settlements
+from ._scheduling import claim_fired_run
+from ._serializers import Serializer, get_serializer
+from ._settings import default_url
+from ._transport import Delivery, check_queue_name
 
 __all__ = ["Worker"]
 
 _SETTLE_BATCH = 512
-
-
-def _record_ttl(result_ttl: float | None) -> float | None:
-    """Seconds to keep a finished record: default 500, -1 forever, else at least 1 s."""
-    if result_ttl is None:
-        return DEFAULT_RESULT_TTL
-    if result_ttl < 0:
-        return None
-    return float(max(1, math.ceil(result_ttl)))
 
 
 class Worker:
@@ -53,6 +45,8 @@ class Worker:
     alive well within it. A message delivered more than ``max_deliveries`` times without
     an outcome (a job that keeps killing its worker) is dead-lettered. ``poll_interval``
     bounds each idle fetch, and so how long :meth:`stop` takes when there is no work.
+    With ``burst=True`` the worker runs what is queued, including jobs that become due or
+    are released by the ones it runs, and returns once its queues and itself are idle.
     """
 
     def __init__(
@@ -66,6 +60,7 @@ class Worker:
         max_deliveries: int = 10,
         poll_interval: float = 0.5,
         name: str | None = None,
+        burst: bool = False,
     ) -> None:
         if isinstance(queues, str):
             queues = [queues]
@@ -82,21 +77,23 @@ class Worker:
         self.ack_wait = float(ack_wait)
         self.max_deliveries = max_deliveries
         self.poll_interval = poll_interval
+        self.burst = burst
+        self.processed = 0
         self.id = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         self._in_flight: set[Delivery] = set()
-        self._fetching: anyio.CancelScope | None = None
+        self._idle_waits: set[anyio.CancelScope] = set()
         self._stop_requested = False
         self._connection: Connection | None = None
 
     def stop(self) -> None:
         """Stop fetching; jobs already running finish and are settled, then ``run`` returns.
 
-        A fetch already under way completes (within ``poll_interval``) and its jobs run, so
-        no message is left waiting in a buffer for its ack wait to expire.
+        An open pull request runs out first (within ``poll_interval``) and the jobs it
+        brings run too, so no delivered message is left waiting for its ack wait.
         """
         self._stop_requested = True
-        if self._fetching is not None:
-            self._fetching.cancel()
+        for scope in list(self._idle_waits):
+            scope.cancel()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Process jobs until :meth:`stop` is called or the task is cancelled.
@@ -107,6 +104,13 @@ class Worker:
         connection = Connection(self.url, self.serializer)
         await connection.open()
         self._connection = connection
+        self._jobs = JobRunner(
+            self.id,
+            self.serializer,
+            self.max_deliveries,
+            lambda record: dependency_results(connection, record),
+            lambda record, fired: claim_fired_run(connection, record, fired),
+        )
         try:
             for queue in self.queues:
                 await connection.call(connection.transport.ensure_consumer, queue, self.ack_wait)
@@ -121,171 +125,101 @@ class Worker:
             logger.info("worker {} stopped", self.id)
 
     async def _serve(self, task_status: TaskStatus[None]) -> None:
-        send, receive = anyio.create_memory_object_stream[Settlement](math.inf)
+        send, receive = anyio.create_memory_object_stream[Update](math.inf)
         slots = anyio.Semaphore(self.concurrency)
         limiter = anyio.CapacityLimiter(self.concurrency)
         async with anyio.create_task_group() as service:
             service.start_soon(self._keep_alive_loop)
+            service.start_soon(self._cancel_notice_loop)
             async with anyio.create_task_group() as core:
                 core.start_soon(self._settle_loop, receive)
-                async with send, anyio.create_task_group() as jobs:
-                    self._fetching = anyio.CancelScope()
-                    if self._stop_requested:
-                        self._fetching.cancel()
-                    with self._fetching:
+                # Exits in reverse: fetch loops end and close ``dispatch``, runners finish
+                # their jobs, then ``send`` closes and the settle loop drains what is left.
+                dispatch = DispatchQueue[tuple[Delivery, str]]()
+                async with send, anyio.create_task_group() as runners:
+                    for _ in range(self.concurrency):
+                        runners.start_soon(self._run_jobs, dispatch, slots, limiter, send)
+                    try:
                         async with anyio.create_task_group() as fetchers:
                             for queue in self.queues:
-                                fetchers.start_soon(
-                                    self._fetch_loop, queue, slots, limiter, jobs, send
-                                )
+                                fetchers.start_soon(self._fetch_loop, queue, slots, dispatch)
                             task_status.started()
+                    finally:
+                        dispatch.close()
             service.cancel_scope.cancel()
 
     async def _fetch_loop(
         self,
         queue: str,
         slots: anyio.Semaphore,
-        limiter: anyio.CapacityLimiter,
-        jobs: TaskGroup,
-        send: MemoryObjectSendStream[Settlement],
+        dispatch: DispatchQueue[tuple[Delivery, str]],
     ) -> None:
+        """Keep a slot for every message asked for; start each job as its message arrives.
+
+        ``reserved`` counts slots held for messages the open pull request may still bring.
+        A stop lets that request run out (within ``poll_interval``) and runs what it brings,
+        so no delivered message is left waiting for its ack wait.
+        """
         connection = self._connection
         assert connection is not None
+        reserved = 0
         while True:
-            await slots.acquire()
-            wanted = 1
-            while wanted < self.concurrency and slots.value > 0:
+            if reserved == 0:
+                if self._stop_requested or not await self._wait_for_slot(slots):
+                    return
+                reserved = 1
+            while not self._stop_requested and reserved < self.concurrency and slots.value > 0:
                 slots.acquire_nowait()
-                wanted += 1
-            # Shielded: a stop takes effect after the fetch returns (its server-side pull
-            # request expires with it), so every message the server sent gets handled.
-            failed = False
-            with anyio.CancelScope(shield=True):
-                try:
-                    deliveries = await connection.call(
-                        connection.transport.fetch, queue, wanted, self.poll_interval
-                    )
-                except Exception as exc:  # noqa: BLE001 - logged; nats-py reconnects by itself
-                    logger.warning("fetch from {} failed, retrying: {!r}", queue, exc)
-                    deliveries, failed = [], True
-            for _ in range(wanted - len(deliveries)):
-                slots.release()
+                reserved += 1
+            try:
+                deliveries, owed = await connection.call(
+                    connection.transport.fetch, queue, reserved, self.poll_interval
+                )
+            except Exception as exc:  # noqa: BLE001 - logged; nats-py reconnects by itself
+                logger.warning("fetch from {} failed, retrying: {!r}", queue, exc)
+                deliveries, owed = [], 0
+                await anyio.sleep(self.poll_interval)  # back off while NATS reconnects
+            reserved -= len(deliveries)
             for delivery in deliveries:
                 self._in_flight.add(delivery)
-                jobs.start_soon(self._process, delivery, queue, slots, limiter, send)
-            if failed:
-                await anyio.sleep(self.poll_interval)  # back off while NATS reconnects
+                dispatch.put((delivery, queue))
+            for _ in range(reserved - owed):
+                slots.release()
+            reserved = min(reserved, owed)
+            if self.burst and not deliveries and not owed and not self._in_flight:
+                return  # burst: this queue is empty and nothing runs that could add to it
 
-    async def _process(
+    async def _wait_for_slot(self, slots: anyio.Semaphore) -> bool:
+        """Take one slot; False when :meth:`stop` interrupted the wait."""
+        with anyio.CancelScope() as scope:
+            self._idle_waits.add(scope)
+            try:
+                await slots.acquire()
+                return True
+            finally:
+                self._idle_waits.discard(scope)
+        return False
+
+    async def _run_jobs(
         self,
-        delivery: Delivery,
-        queue: str,
+        dispatch: DispatchQueue[tuple[Delivery, str]],
         slots: anyio.Semaphore,
         limiter: anyio.CapacityLimiter,
-        send: MemoryObjectSendStream[Settlement],
+        send: MemoryObjectSendStream[Update],
     ) -> None:
-        try:
-            settlement = await self._run(delivery, queue, limiter, send)
-        finally:
-            slots.release()
-        send.send_nowait(settlement)
-
-    async def _run(
-        self,
-        delivery: Delivery,
-        queue: str,
-        limiter: anyio.CapacityLimiter,
-        send: MemoryObjectSendStream[Settlement],
-    ) -> Settlement:
-        try:
-            record = decode_record(delivery.data)
-        except SerializationError as exc:
-            logger.error("dead letter from {}: {}", queue, exc)
-            return Settlement(
-                delivery.job_id or "unknown",
-                None,
-                delivery,
-                dead_reason=f"undecodable message: {exc}",
-                queue=queue,
-            )
-        attempt = delivery.num_delivered
-        try:
-            serializer = serializer_for_record(record.serializer, self.serializer)
-            func, args, kwargs = serializer.decode_call(record.func_name, record.payload)
-        except (SerializationError, ConfigurationError) as exc:
-            return self._failed(record, attempt, error_info(exc), delivery, retry=False)
-        if attempt > self.max_deliveries:
-            reason = ErrorInfo(
-                type="TooManyDeliveries",
-                message=f"delivered {attempt} times without an outcome (did its worker die?)",
-                traceback="",
-            )
-            return self._failed(record, attempt, reason, delivery, retry=False)
-
-        started = attrs.evolve(
-            record,
-            status=JobStatus.STARTED,
-            started_at=utcnow(),
-            attempts=attempt,
-            worker_id=self.id,
-        )
-        send.send_nowait(Settlement(record.id, encode_record(started)))
-        logger.debug("job {} {} started (attempt {})", record.id, record.func_name, attempt)
-        outcome = await execute(func, args, kwargs, timeout=record.job_timeout, limiter=limiter)
-        if outcome.error is None:
+        """One of ``concurrency`` long-lived tasks that run jobs (cheaper than a task each)."""
+        while True:
             try:
-                encoded = serializer.encode_value(outcome.value)
-            except SerializationError as exc:
-                outcome = Outcome(error=error_info(exc))
-            else:
-                finished = attrs.evolve(
-                    started, status=JobStatus.FINISHED, ended_at=utcnow(), result=encoded
-                )
-                logger.debug("job {} finished", record.id)
-                return Settlement(
-                    record.id,
-                    encode_record(finished),
-                    delivery,
-                    record_ttl=_record_ttl(record.result_ttl),
-                )
-        assert outcome.error is not None
-        return self._failed(started, attempt, outcome.error, delivery, retry=True)
+                delivery, queue = await dispatch.get()
+            except anyio.EndOfStream:
+                return
+            try:
+                update = await self._jobs.run(delivery, queue, limiter, send.send_nowait)
+            finally:
+                slots.release()
+            send.send_nowait(update)
 
-    def _failed(
-        self,
-        record: JobRecord,
-        attempt: int,
-        error: ErrorInfo,
-        delivery: Delivery,
-        *,
-        retry: bool,
-    ) -> Settlement:
-        """Retry when the policy allows, else fail the job and dead-letter its message."""
-        policy = record.retry
-        if retry and policy is not None and attempt <= policy.max:
-            delay = policy.delay(attempt)
-            status = JobStatus.SCHEDULED if delay > 0 else JobStatus.QUEUED
-            logger.info(
-                "job {} failed ({}: {}); retry {}/{} in {:g} s",
-                record.id,
-                error.type,
-                error.message,
-                attempt,
-                policy.max,
-                delay,
-            )
-            waiting = attrs.evolve(record, status=status, attempts=attempt, error=error)
-            return Settlement(record.id, encode_record(waiting), delivery, nak_delay=delay)
-        failed = attrs.evolve(
-            record, status=JobStatus.FAILED, attempts=attempt, ended_at=utcnow(), error=error
-        )
-        reason = f"failed after {attempt} attempt(s): {error.type}: {error.message}"
-        logger.error("job {} {} {}", record.id, record.func_name, reason)
-        return Settlement(
-            record.id, encode_record(failed), delivery, dead_reason=reason, queue=record.queue
-        )
-
-    async def _settle_loop(self, receive: MemoryObjectReceiveStream[Settlement]) -> None:
+    async def _settle_loop(self, receive: MemoryObjectReceiveStream[Update]) -> None:
         connection = self._connection
         assert connection is not None
         async with receive:
@@ -296,18 +230,53 @@ class Worker:
                         batch.append(receive.receive_nowait())
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
+                batch_settlements = settlements(batch)
                 try:
-                    errors = await connection.call(connection.transport.settle, batch)
+                    errors = await connection.call(connection.transport.settle, batch_settlements)
                 except Exception as exc:  # noqa: BLE001 - logged; the jobs are redelivered
                     logger.error(
                         "could not settle {} jobs, they will be redelivered: {!r}", len(batch), exc
                     )
-                    errors = [exc] * len(batch)
-                for item, error in zip(batch, errors, strict=True):
+                    errors = [exc] * len(batch_settlements)
+                unsaved = set()
+                for item, error in zip(batch_settlements, errors, strict=True):
                     if error is not None:
+                        unsaved.add(item.job_id)
                         logger.error("could not store outcome of job {}: {!r}", item.job_id, error)
+                ended = [
+                    u.record
+                    for u in batch
+                    if u.delivery is not None
+                    and u.record is not None
+                    and u.record.status.is_terminal
+                    and u.record.id not in unsaved
+                ]
+                await self._release_dependents(ended)
+                # Only now are these jobs done: their dependents are queued (a burst worker
+                # checks for an idle moment by this).
+                for item in batch_settlements:
                     if item.delivery is not None:
                         self._in_flight.discard(item.delivery)
+                        self.processed += 1
+
+    async def _release_dependents(self, ended: list[JobRecord]) -> None:
+        """Hand ended jobs to the dependency protocol; its errors must not stop settling."""
+        connection = self._connection
+        assert connection is not None
+        try:
+            await jobs_ended(connection, ended)
+        except Exception as exc:  # noqa: BLE001 - logged; waiting jobs stay deferred
+            logger.error("could not release the dependents of {} jobs: {!r}", len(ended), exc)
+
+    async def _cancel_notice_loop(self) -> None:
+        """Apply cancel notices: running jobs are stopped, later deliveries skipped."""
+        connection = self._connection
+        assert connection is not None
+        transport = connection.transport
+        notices = await connection.call(transport.open_cancel_notices)
+        while True:
+            for job_id in await connection.call(transport.next_cancel_notices, notices):
+                self._jobs.cancel(job_id)
 
     async def _keep_alive_loop(self) -> None:
         connection = self._connection

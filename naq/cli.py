@@ -6,6 +6,7 @@ import enum
 import os
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +14,10 @@ import anyio
 import typer
 from loguru import logger
 
+from . import _cli_schedules
+from ._cli_failed import failed_app
 from ._errors import NaqError
+from ._scheduler import Scheduler
 from ._settings import DEFAULT_URL
 from ._worker import Worker
 from .server import EmbeddedServer, find_nats_server
@@ -46,7 +50,7 @@ def _setup_logging(level: str) -> None:
     logger.enable("naq")
 
 
-async def _run_until_signalled(worker: Worker) -> None:
+async def _run_until_signalled(worker: Worker | Scheduler) -> None:
     """Run the worker; the first SIGINT/SIGTERM stops it gracefully, a second at once."""
     async with anyio.create_task_group() as tg:
 
@@ -82,6 +86,9 @@ def worker(
     path: Annotated[
         Path, typer.Option(help="Directory added to sys.path to import job functions.")
     ] = Path("."),
+    burst: Annotated[
+        bool, typer.Option(help="Run what is queued, then exit (like RQ's and arq's burst).")
+    ] = False,
     log_level: LogLevelOption = "INFO",
 ) -> None:
     """Run a worker that processes jobs from QUEUES (default: default)."""
@@ -93,6 +100,7 @@ def worker(
         concurrency=concurrency,
         serializer=serializer,
         ack_wait=ack_wait,
+        burst=burst,
     )
     anyio.run(_run_until_signalled, w, backend=backend.value)
 
@@ -136,6 +144,49 @@ def dev(
         )
         w = Worker(queues or ["default"], url=embedded.url, concurrency=concurrency)
         anyio.run(_run_until_signalled, w)
+
+
+# -- schedules (naq/_cli_schedules.py does the work) ---------------------------------------
+
+
+@app.command()
+def scheduler(
+    url: UrlOption = DEFAULT_URL,
+    backend: Annotated[Backend, typer.Option(help="Event loop to run on.")] = Backend.asyncio,
+    log_level: LogLevelOption = "INFO",
+) -> None:
+    """Enqueue due runs of schedules on servers without message schedules (safe to run many)."""
+    _setup_logging(log_level)
+    anyio.run(_run_until_signalled, Scheduler(url=url), backend=backend.value)
+
+
+@app.command("list-scheduled")
+def list_scheduled(
+    url: UrlOption = DEFAULT_URL,
+    status: Annotated[
+        str | None, typer.Option(help="active, paused, completed or canceled.")
+    ] = None,
+    queue: Annotated[str | None, typer.Option(help="Only this queue.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+) -> None:
+    """List schedules and delayed jobs: id, function, schedule, next run, status, runs."""
+    typer.echo(anyio.run(_cli_schedules.list_scheduled, url, status, queue, as_json))
+
+
+@app.command("job-control")
+def job_control(
+    target: Annotated[str, typer.Argument(help="Schedule id or job id.")],
+    action: Annotated[str, typer.Argument(help="cancel, pause, resume or reschedule.")],
+    url: UrlOption = DEFAULT_URL,
+    cron: Annotated[str | None, typer.Option(help="New cron expression.")] = None,
+    interval: Annotated[float | None, typer.Option(help="New interval in seconds.")] = None,
+    at: Annotated[datetime | None, typer.Option(help="New time (ISO 8601; naive is UTC).")] = None,
+) -> None:
+    """Cancel, pause, resume or reschedule a schedule; or cancel a job."""
+    typer.echo(anyio.run(_cli_schedules.job_control, url, target, action, cron, interval, at))
+
+
+app.add_typer(failed_app, name="failed")
 
 
 def main() -> None:

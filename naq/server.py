@@ -81,14 +81,15 @@ class EmbeddedServer:
         )
         ports_file = work / f"nats-server_{self.process.pid}.ports"
         deadline = time.monotonic() + timeout
-        while not ports_file.exists():
+        # The file appears once the listeners are up, and may be seen before it is written.
+        while not (ports_file.exists() and ports_file.read_text().strip()):
             if self.process.poll() is not None:
                 log = (work / "server.log").read_text(errors="replace")
                 raise RuntimeError(f"nats-server exited at start:\n{log}")
             if time.monotonic() > deadline:
                 self.stop()
                 raise TimeoutError(f"nats-server did not start within {timeout} s")
-            time.sleep(0.01)  # start-up only: the ports file appears once listeners are up
+            time.sleep(0.01)  # start-up only
         self.url = json.loads(ports_file.read_text())["nats"][0]
         self.port = int(self.url.rsplit(":", 1)[1])
         return self.url

@@ -20,6 +20,9 @@ from naq import (
     NaqError,
     ResultTimeout,
     Retry,
+    Schedule,
+    ScheduleNotFound,
+    ScheduleStatus,
     SerializationError,
 )
 
@@ -41,18 +44,50 @@ __all__ = [
     "Queue",
     "ResultTimeout",
     "Retry",
+    "Schedule",
+    "ScheduleNotFound",
+    "ScheduleStatus",
     "SerializationError",
+    "cancel",
+    "cancel_schedule",
+    "dead_letters",
     "default_client",
+    "delete_dead_letter",
+    "drain",
     "enqueue",
+    "enqueue_at",
     "enqueue_call",
+    "enqueue_in",
     "enqueue_many",
     "fetch_job",
+    "fetch_schedule",
+    "list_schedules",
+    "pause_schedule",
     "queue",
+    "requeue_dead_letter",
+    "reschedule",
+    "resume_schedule",
+    "schedule",
 ]
 
 
+# The default client's methods as module functions, with their exact signatures.
+cancel = forward("cancel", default_client, Client)
+cancel_schedule = forward("cancel_schedule", default_client, Client)
+dead_letters = forward("dead_letters", default_client, Client)
+delete_dead_letter = forward("delete_dead_letter", default_client, Client)
+drain = forward("drain", default_client, Client)
 enqueue = forward("enqueue", default_client, Client)
+enqueue_at = forward("enqueue_at", default_client, Client)
 enqueue_call = forward("enqueue_call", default_client, Client)
+enqueue_in = forward("enqueue_in", default_client, Client)
 enqueue_many = forward("enqueue_many", default_client, Client)
 fetch_job = forward("fetch_job", default_client, Client)
+fetch_schedule = forward("fetch_schedule", default_client, Client)
+list_schedules = forward("list_schedules", default_client, Client)
+pause_schedule = forward("pause_schedule", default_client, Client)
 queue = forward("queue", default_client, Client)
+requeue_dead_letter = forward("requeue_dead_letter", default_client, Client)
+reschedule = forward("reschedule", default_client, Client)
+resume_schedule = forward("resume_schedule", default_client, Client)
+schedule = forward("schedule", default_client, Client)

@@ -111,3 +111,58 @@ def wait_for_gate(port: int, value: object = "opened"):
         conn.settimeout(120)
         conn.recv(1)
     return value
+
+
+def sum_of_dependencies(extra: int = 0):
+    """Sum the results of the jobs this one depends on."""
+    import naq
+
+    return sum(naq.current_job().dependency_results.values()) + extra
+
+
+async def report_progress(steps: int):
+    import naq
+
+    job = naq.current_job()
+    for step in range(1, steps + 1):
+        job.set_progress(step / steps, step=step)
+        await anyio.sleep(0.05)
+    return job.record.meta
+
+
+def sync_report_progress(steps: int):
+    import naq
+
+    job = naq.current_job()
+    for step in range(1, steps + 1):
+        job.set_progress(step / steps, step=step)
+        time.sleep(0.05)
+    return steps
+
+
+def sync_until_cancelled(port: int, limit: float = 30.0):
+    """Signal the test, then loop until the job sees its cancellation flag."""
+    import naq
+
+    signal_run(port)
+    deadline = time.monotonic() + limit
+    while not naq.current_job().cancelled:
+        if time.monotonic() > deadline:
+            return "never cancelled"
+        time.sleep(0.01)
+    return "saw cancellation"
+
+
+async def async_signal_and_wait(port: int, seconds: float = 30.0):
+    with socket_connection(port):
+        pass
+    await anyio.sleep(seconds)
+    return "not cancelled"
+
+
+def socket_connection(port: int):
+    import socket
+
+    conn = socket.create_connection(("127.0.0.1", port))
+    conn.sendall(b"started")
+    return conn

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 import naq
@@ -229,3 +230,24 @@ async def test_enqueue_many_publishes_nothing_when_one_call_is_bad(client, queue
     with pytest.raises(naq.SerializationError):
         await client.queue(queue_name).enqueue_many(calls)
     assert await client.queue(queue_name).count() == 0
+
+
+async def test_burst_worker_runs_what_is_queued_then_returns(client, nats_url, queue_name):
+    handles = [await client.enqueue(jobs.add, i, i, queue=queue_name) for i in range(5)]
+    chained = await client.enqueue(
+        jobs.sum_of_dependencies, 0, queue=queue_name, depends_on=handles
+    )
+    worker = naq.Worker([queue_name], url=nats_url, burst=True, poll_interval=0.1)
+    with anyio.fail_after(30):
+        await worker.run()
+    assert worker.processed == 6  # including the job released by the others
+    assert await chained.get_status() is naq.JobStatus.FINISHED
+    assert await chained.result(timeout=1) == sum(2 * i for i in range(5))
+
+
+async def test_drain_runs_a_queue_in_process(client, queue_name):
+    handles = await client.enqueue_many([naq.Call(jobs.add, (i, 1)) for i in range(20)],
+                                        queue=queue_name)  # fmt: skip
+    assert await client.drain(queue_name) == 20
+    assert [await h.result(timeout=1) for h in handles] == [i + 1 for i in range(20)]
+    assert await client.drain(queue_name) == 0

@@ -72,3 +72,11 @@ async def test_trio_only_job_fails_on_asyncio_worker(client, nats_url, queue_nam
     finally:
         worker.send_signal(signal.SIGTERM)
         await anyio.to_thread.run_sync(worker.wait)
+
+
+async def test_cli_burst_worker_exits_when_done(client, nats_url, queue_name):
+    handles = [await client.enqueue(jobs.add, i, 2, queue=queue_name) for i in range(3)]
+    worker = start_worker_process(nats_url, [queue_name], "--burst")
+    with anyio.fail_after(60):
+        assert await anyio.to_thread.run_sync(worker.wait) == 0
+    assert [await h.result(timeout=1) for h in handles] == [2, 3, 4]

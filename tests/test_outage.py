@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,7 +79,8 @@ async def test_calls_during_a_restart_wait_for_the_server(server, queue_name, wo
             results["first"] = await first.result(timeout=90)
 
         async def enqueue_while_down() -> None:
-            job = await client.enqueue(jobs.add, 2, 3, queue=queue_name)
+            # An explicit id makes it safe to send again if the drop interrupts the first try.
+            job = await client.enqueue(jobs.add, 2, 3, queue=queue_name, job_id=uuid.uuid4().hex)
             results["second"] = await job.result(timeout=90)
 
         async with anyio.create_task_group() as tg:
@@ -106,10 +108,7 @@ def test_call_while_down_raises_a_clear_error_then_works_again(server, queue_nam
         assert time.monotonic() - started < 20  # its 3 s timeout, nowhere near forever
         message = str(raised.value)
         assert message.startswith("enqueue of job ")
-        assert message.endswith(
-            f"within the timeout; NATS at {server.url} is disconnected and reconnecting "
-            "(timeout 3 s)"
-        )
+        assert f"NATS at {server.url} is disconnected and reconnecting (timeout 3 s)" in message
         server.start()
         # The same client, without restarting anything: this call waits for the reconnect.
         assert job.get_status() is naq.JobStatus.QUEUED

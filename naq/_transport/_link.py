@@ -30,6 +30,10 @@ T = TypeVar("T")
 _NOT_READY = (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError)
 """JetStream not answering yet: right after a server (re)start it is still loading streams."""
 _FIRST_PAUSE, _MAX_PAUSE = 0.05, 1.0
+_UNKNOWN_OUTCOME = (
+    "connection lost before the server confirmed; it may or may not have been done "
+    "(enqueue again with the same job_id to be sure a job runs once)"
+)
 
 
 class LinkEvent(enum.Enum):
@@ -87,8 +91,12 @@ class Link:
 
     # -- client calls -------------------------------------------------------------------------
 
-    async def call(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
-        """``await op()`` within the timeout, across reconnects; ``what`` names it in errors."""
+    async def call(self, what: str, op: Callable[[], Awaitable[T]], *, retry: bool = True) -> T:
+        """``await op()`` within the timeout, across reconnects; ``what`` names it in errors.
+
+        ``retry=False`` for an op that must not run twice: if the connection drops while it
+        is in flight, NaqConnectionError says its outcome is unknown instead.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         pause = _FIRST_PAUSE
@@ -108,6 +116,8 @@ class Link:
                 except TimeoutError as exc:
                     if self._drops == drops or loop.time() >= deadline:
                         raise self._error(what, "no answer within the timeout", exc) from exc
+                    if not retry:
+                        raise self._error(what, _UNKNOWN_OUTCOME, exc) from exc
                     # The connection dropped mid-call: ask again once it is back.
                 except _NOT_READY as exc:
                     if loop.time() + pause >= deadline:
@@ -117,6 +127,8 @@ class Link:
                 except nats.errors.Error as exc:
                     if self._closed or self._drops == drops:
                         raise self._error(what, "refused", exc) from exc
+                    if not retry:
+                        raise self._error(what, _UNKNOWN_OUTCOME, exc) from exc
                     # Refused while reconnecting (e.g. outgoing buffer full): ask again.
         finally:
             self._busy -= 1

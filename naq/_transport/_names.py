@@ -8,15 +8,22 @@ from .._errors import ConfigurationError
 
 __all__ = [
     "DEAD_STREAM",
+    "DEPS_BUCKET",
+    "DEPS_BUCKET_STREAM",
     "JOBS_BUCKET",
+    "JOBS_BUCKET_STREAM",
     "JOBS_STREAM",
+    "any_record_subject",
+    "cancel_subject",
     "check_job_id",
     "check_queue_name",
     "consumer_name",
     "dead_subject",
+    "dependency_subject",
     "job_subject",
     "jobs_stream_subjects",
     "queue_filters",
+    "queue_records_subject",
     "queue_subject",
     "queued_job_subject",
     "record_subject",
@@ -25,9 +32,13 @@ __all__ = [
 JOBS_STREAM = "NAQ_JOBS"
 """Queued job messages: ``naq.jobs.<queue>.<job id>``, work-queue retention."""
 JOBS_BUCKET = "naq_jobs"
-"""KV bucket of job records, keyed by job id."""
+"""KV bucket of job records, keyed ``<queue>.<job id>``."""
+JOBS_BUCKET_STREAM = f"KV_{JOBS_BUCKET}"
+DEPS_BUCKET = "naq_deps"
+"""KV bucket of dependency edges, keyed ``<dependency id>.<dependent id>``."""
+DEPS_BUCKET_STREAM = f"KV_{DEPS_BUCKET}"
 DEAD_STREAM = "NAQ_DEAD"
-"""Dead letters: ``naq.dead.<queue>``, the original message plus a ``Naq-Reason`` header."""
+"""Dead letters: ``naq.dead.<queue>.<job id>``, the original message plus ``Naq-Reason``."""
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _JOB_ID = re.compile(r"^[A-Za-z0-9_=-]{1,128}$")
@@ -75,12 +86,33 @@ def jobs_stream_subjects() -> list[str]:
     return [queue_subject("*"), job_subject("*", "*")]
 
 
-def dead_subject(queue: str) -> str:
-    return f"naq.dead.{queue}"
+def dead_subject(queue: str, job_id: str) -> str:
+    """A dead letter, findable by job id with a wildcard direct get."""
+    return f"naq.dead.{queue}.{job_id}"
 
 
-def record_subject(job_id: str) -> str:
-    return f"$KV.{JOBS_BUCKET}.{job_id}"
+def record_subject(queue: str, job_id: str) -> str:
+    """A job's record: keyed by queue too, so a queue's records can be watched or listed."""
+    return f"$KV.{JOBS_BUCKET}.{queue}.{job_id}"
+
+
+def any_record_subject(job_id: str) -> str:
+    """The job's record in whichever queue (a wildcard for a direct get or subscription)."""
+    return f"$KV.{JOBS_BUCKET}.*.{job_id}"
+
+
+def queue_records_subject(queue: str) -> str:
+    """Every record of a queue (``*`` for all queues)."""
+    return f"$KV.{JOBS_BUCKET}.{queue}.*"
+
+
+def dependency_subject(dependency_id: str, dependent_id: str) -> str:
+    return f"$KV.{DEPS_BUCKET}.{dependency_id}.{dependent_id}"
+
+
+def cancel_subject(job_id: str) -> str:
+    """Core NATS notice to workers that a job was cancelled."""
+    return f"naq.cancel.{job_id}"
 
 
 def consumer_name(queue: str) -> str:

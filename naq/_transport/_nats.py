@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import nats
@@ -20,23 +20,30 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import api
 
-from .._errors import NaqConnectionError
+from .._errors import NaqConnectionError, NaqError, SerializationError
 from .._settings import DEFAULT_TIMEOUT
+from ._lifecycle import LifecycleMixin
 from ._link import Link, LinkEvent
 from ._names import (
     DEAD_STREAM,
+    DEPS_BUCKET,
     JOBS_BUCKET,
     JOBS_STREAM,
+    any_record_subject,
     consumer_name,
     dead_subject,
     job_subject,
     jobs_stream_subjects,
     queue_filters,
-    queued_job_subject,
     record_subject,
 )
+from ._publisher import AckedPublisher, PublishError
+from ._pull import PullConsumer
 
-__all__ = ["Delivery", "NatsTransport", "Settlement"]
+__all__ = ["ACK_TIMEOUT", "Delivery", "NatsTransport", "OutgoingJob", "Settlement"]
+
+ACK_TIMEOUT = 10.0
+"""Seconds to wait for JetStream to confirm a publish before counting it as failed."""
 
 _RECHECK_AFTER = 0.5
 """Seconds into a record wait at which the record is read once more (see ``wait_record``)."""
@@ -51,6 +58,17 @@ class Delivery:
     data: bytes
     num_delivered: int
     job_id: str
+
+
+class OutgoingJob(NamedTuple):
+    """A job to enqueue. ``dedupe`` (for ids the caller chose) makes JetStream drop a second
+    publish of the same id within its duplicate window; generated ids are unique already,
+    and skipping the check makes an enqueue a quarter cheaper for the server and client."""
+
+    queue: str
+    job_id: str
+    record: bytes
+    dedupe: bool
 
 
 @attrs.frozen
@@ -69,6 +87,37 @@ class Settlement:
     nak_delay: float | None = None
     dead_reason: str | None = None
     queue: str = ""
+    event: str | None = None
+
+
+def _delivery_count(msg: Msg) -> int:
+    """How often this message was delivered, read from its ack subject.
+
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.…`` (9 tokens), or the 12-token form with
+    domain and account hash; nats-py's ``metadata`` parses all of it, which costs more.
+    """
+    tokens = msg.reply.split(".")
+    return int(tokens[4] if len(tokens) == 9 else tokens[6])
+
+
+def _job_id_of(msg: Msg) -> str:
+    """The job id a message names: its subject's last token, else its Nats-Msg-Id."""
+    tokens = msg.subject.split(".")
+    if len(tokens) == 4:
+        return tokens[3]
+    return (msg.headers or {}).get("Nats-Msg-Id", "")
+
+
+def _publish_failure(url: str, error: BaseException) -> NaqError:
+    """A failed publish as the NaqError a caller should see."""
+    if isinstance(error, nats.errors.MaxPayloadError):
+        return SerializationError(f"job is larger than the server's max_payload: {error}")
+    if isinstance(error, PublishError):
+        return NaqError(f"JetStream refused the job: {error}")
+    return NaqConnectionError(
+        f"NATS at {url} did not confirm the job ({error!r}); it may or may not be queued: "
+        "enqueue it again with the same job_id to be sure it runs once"
+    )
 
 
 def _consumer_config(queue: str, ack_wait: float) -> api.ConsumerConfig:
@@ -84,7 +133,7 @@ def _consumer_config(queue: str, ack_wait: float) -> api.ConsumerConfig:
     )
 
 
-class NatsTransport:
+class NatsTransport(LifecycleMixin):
     """naq's view of NATS: job streams, records, consumers. Create and use on one asyncio loop.
 
     Client calls (enqueue, reads, waits) are bounded by ``timeout`` and ride out a server
@@ -97,8 +146,8 @@ class NatsTransport:
         self._link = Link(url, timeout)
         self._nc: NatsClient | None = None
         self._js: Any = None
-        self._kv: Any = None
-        self._subs: dict[str, Any] = {}
+        self._publisher: AckedPublisher | None = None
+        self._consumers: dict[str, PullConsumer] = {}
         self._closing = False
 
     # -- connection -------------------------------------------------------------------------
@@ -123,6 +172,8 @@ class NatsTransport:
         self._nc.options["max_reconnect_attempts"] = -1
         self._link.connected()
         self._js = self._nc.jetstream(timeout=self.timeout)
+        self._publisher = AckedPublisher(self._nc)
+        await self._publisher.start()
         try:
             await self._ensure_stream(
                 api.StreamConfig(
@@ -137,12 +188,14 @@ class NatsTransport:
             await self._ensure_stream(
                 api.StreamConfig(
                     name=DEAD_STREAM,
-                    subjects=[dead_subject("*")],
+                    subjects=[dead_subject("*", "*")],
+                    allow_direct=True,
                     retention=api.RetentionPolicy.LIMITS,
                     storage=api.StorageType.FILE,
                 )
             )
-            self._kv = await self._ensure_bucket()
+            await self._ensure_bucket(JOBS_BUCKET)
+            await self._ensure_bucket(DEPS_BUCKET)
         except (
             nats.js.errors.ServiceUnavailableError,
             nats.errors.NoRespondersError,
@@ -172,29 +225,46 @@ class NatsTransport:
         Its socket is the parent's: closing or flushing it from the child would corrupt the
         parent's session. The next :meth:`connect` makes this process's own.
         """
-        self._nc = self._js = self._kv = None
-        self._subs = {}
+        self._nc = self._js = self._publisher = None
+        self._consumers = {}
         self._closing = False
         self._link = Link(self.url, self.timeout)
 
     async def _ensure_stream(self, config: api.StreamConfig) -> None:
-        """Create the stream, or bring an existing one's settings up to this version's."""
+        """Create the stream, or add what this version needs to an existing one.
+
+        An existing stream keeps its other settings and subjects (the scheduler adds its
+        own, and message schedules cannot be turned off again).
+        """
         try:
             await self._js.add_stream(config)
         except nats.js.errors.BadRequestError as exc:
             if exc.err_code != _STREAM_EXISTS:
                 raise
-            await self._js.update_stream(config)
+            current = (await self._js.stream_info(config.name)).config
+            subjects = list(current.subjects or [])
+            missing = [s for s in config.subjects or [] if s not in subjects]
+            if missing or (config.allow_direct and not current.allow_direct):
+                await self._js.update_stream(
+                    current.evolve(
+                        subjects=subjects + missing,
+                        allow_direct=current.allow_direct or config.allow_direct,
+                    )
+                )
 
-    async def _ensure_bucket(self) -> Any:
+    async def _ensure_bucket(self, bucket: str) -> None:
+        """A KV bucket with direct get on: records are read by wildcard subject."""
+        config = api.KeyValueConfig(
+            bucket=bucket, history=1, storage=api.StorageType.FILE, direct=True
+        )
         try:
-            return await self._js.create_key_value(
-                api.KeyValueConfig(bucket=JOBS_BUCKET, history=1, storage=api.StorageType.FILE)
-            )
+            await self._js.create_key_value(config)
         except nats.js.errors.BadRequestError as exc:
             if exc.err_code != _STREAM_EXISTS:
                 raise
-            return await self._js.key_value(JOBS_BUCKET)
+            info = await self._js.stream_info(f"KV_{bucket}")
+            if not info.config.allow_direct:
+                await self._js.update_stream(info.config.evolve(allow_direct=True))
 
     async def _on_error(self, exc: Exception) -> None:
         logger.warning("NATS error on {}: {!r}", self.url, exc)
@@ -211,41 +281,72 @@ class NatsTransport:
 
     # -- producing --------------------------------------------------------------------------
 
-    async def enqueue(self, queue: str, job_id: str, record: bytes) -> None:
+    async def enqueue(self, job: OutgoingJob) -> None:
         """Publish the job message (its body is the queued record); confirmed on return.
 
         One publish per job: a queued job is found by id on its own subject, and only a
         worker writes the job's KV record, once the job leaves the queue. A publish the
         server did not confirm is sent again after a reconnect: its id deduplicates it.
         """
-        publish = functools.partial(
-            self._js.publish, job_subject(queue, job_id), record, headers={"Nats-Msg-Id": job_id}
+        failed = await self.enqueue_many([job])
+        if failed:
+            raise failed[0][1]
+
+    async def enqueue_many(self, jobs: Sequence[OutgoingJob]) -> list[tuple[str, NaqError]]:
+        """Publish jobs pipelined; the ones not confirmed, each with why.
+
+        Sent once connected (waiting out a reconnect within the timeout). If the connection
+        drops while they wait for their acks, jobs with explicit ids are sent again (their
+        id deduplicates them); others raise NaqConnectionError, as they may or may not be
+        queued.
+        """
+        publish = functools.partial(self._enqueue_many_once, jobs)
+        retry = all(job.dedupe for job in jobs)
+        what = (
+            f"enqueue of job {jobs[0].job_id}" if len(jobs) == 1 else f"enqueue of {len(jobs)} jobs"
         )
-        await self._link.call(f"enqueue of job {job_id}", publish)
+        return await self._link.call(what, publish, retry=retry)
 
-    async def enqueue_many(self, jobs: Sequence[tuple[str, str, bytes]]) -> list[str]:
-        """Publish many ``(queue, job id, record)`` pipelined; the ids not confirmed."""
-        publish = functools.partial(self._publish_many, jobs)
-        return await self._link.call(f"enqueue of {len(jobs)} jobs", publish)
-
-    async def _publish_many(self, jobs: Sequence[tuple[str, str, bytes]]) -> list[str]:
-        js = self._js
+    async def _enqueue_many_once(self, jobs: Sequence[OutgoingJob]) -> list[tuple[str, NaqError]]:
         futures = [
-            await js.publish_async(
-                job_subject(queue, job_id), record, headers={"Nats-Msg-Id": job_id}
+            await self._publish(
+                job_subject(job.queue, job.job_id),
+                job.record,
+                {"Nats-Msg-Id": job.job_id} if job.dedupe else None,
             )
-            for queue, job_id, record in jobs
+            for job in jobs
         ]
-        try:
-            outcomes = await asyncio.gather(*futures, return_exceptions=True)
-        finally:
-            for future in futures:
-                future.cancel()  # abandoned by a drop: give nats-py its pending slots back
+        outcomes = await self._confirmations(futures)
         return [
-            job_id
-            for (_, job_id, _), outcome in zip(jobs, outcomes, strict=True)
-            if isinstance(outcome, BaseException)
+            (job.job_id, _publish_failure(self.url, outcome))
+            for job, outcome in zip(jobs, outcomes, strict=True)
+            if outcome is not None
         ]
+
+    async def _publish(
+        self, subject: str, payload: bytes, headers: dict[str, str] | None = None
+    ) -> asyncio.Future[int]:
+        assert self._publisher is not None
+        try:
+            return await self._publisher.publish(subject, payload, headers)
+        except nats.errors.MaxPayloadError as exc:
+            failed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            return failed
+
+    async def _confirmations(
+        self, futures: Sequence[asyncio.Future[int]]
+    ) -> list[BaseException | None]:
+        """Wait for the server's acks, at most ``ACK_TIMEOUT``; an error (or None) for each."""
+        done, _ = await asyncio.wait(futures, timeout=ACK_TIMEOUT) if futures else (set(), None)
+        outcomes: list[BaseException | None] = []
+        for future in futures:
+            if future not in done:
+                future.cancel()
+                outcomes.append(TimeoutError(f"no ack from JetStream within {ACK_TIMEOUT} s"))
+            else:
+                outcomes.append(future.exception())
+        return outcomes
 
     async def get_record(self, job_id: str) -> bytes | None:
         """The current record of a job, or None when there is none.
@@ -258,27 +359,11 @@ class NatsTransport:
         return await self._link.call(f"reading job {job_id}", read)
 
     async def _read_record(self, job_id: str) -> bytes | None:
-        record = await self._stored_record(job_id)
-        if record is not None:
-            return record
-        queued = await self._queued_record(job_id)
-        if queued is not None:
-            return queued
-        return await self._stored_record(job_id)
-
-    async def _stored_record(self, job_id: str) -> bytes | None:
-        try:
-            entry = await self._kv.get(job_id)
-        except nats.js.errors.NotFoundError:  # never written, deleted or purged
-            return None
-        return entry.value
-
-    async def _queued_record(self, job_id: str) -> bytes | None:
-        try:
-            msg = await self._js.get_last_msg(JOBS_STREAM, queued_job_subject(job_id), direct=True)
-        except nats.js.errors.NotFoundError:
-            return None
-        return msg.data
+        for read in (self.stored_record, self.queued_message, self.stored_record):
+            found = await read(job_id)
+            if found is not None:
+                return found.data
+        return None
 
     async def wait_record(
         self, job_id: str, done: Callable[[bytes], bool], timeout: float | None
@@ -300,7 +385,7 @@ class NatsTransport:
         with self._link.watch() as events:
             recheck = loop.call_later(_RECHECK_AFTER, events.put_nowait, LinkEvent.READ_AGAIN)
             try:
-                sub = await self._nc.subscribe(record_subject(job_id), cb=events.put)
+                sub = await self._nc.subscribe(any_record_subject(job_id), cb=events.put)
             except nats.errors.ConnectionClosedError as exc:
                 raise NaqConnectionError(f"{what}: the connection to {self.url} is closed") from exc
             try:
@@ -336,32 +421,28 @@ class NatsTransport:
         return await self._link.call(f"counting dead letters of {queue}", count)
 
     async def _dead_letter_count(self, queue: str) -> int:
-        subject = dead_subject(queue)
-        info = await self._js.stream_info(DEAD_STREAM, subjects_filter=subject)
-        return (info.state.subjects or {}).get(subject, 0)
+        info = await self._js.stream_info(DEAD_STREAM, subjects_filter=dead_subject(queue, "*"))
+        return sum((info.state.subjects or {}).values())
 
     # -- consuming --------------------------------------------------------------------------
 
     async def ensure_consumer(self, queue: str, ack_wait: float) -> None:
         """Create or update the queue's durable pull consumer and bind to it."""
         await self._js.add_consumer(JOBS_STREAM, _consumer_config(queue, ack_wait))
-        self._subs[queue] = await self._js.pull_subscribe_bind(consumer_name(queue), JOBS_STREAM)
+        consumer = PullConsumer(self._nc, JOBS_STREAM, consumer_name(queue))
+        await consumer.start()
+        self._consumers[queue] = consumer
 
-    async def fetch(self, queue: str, batch: int, timeout: float) -> list[Delivery]:
-        """Up to ``batch`` messages from the queue, waiting at most ``timeout`` for the first."""
-        try:
-            msgs = await self._subs[queue].fetch(batch, timeout=timeout)
-        except nats.errors.TimeoutError:
-            return []
+    async def fetch(self, queue: str, want: int, timeout: float) -> tuple[list[Delivery], int]:
+        """Up to ``want`` messages as soon as any arrive, and how many more are owed.
+
+        The caller keeps a worker slot for each owed message: the open pull request may
+        still deliver them (see ``_pull``).
+        """
+        msgs, owed = await self._consumers[queue].fetch(want, timeout)
         return [
-            Delivery(
-                msg,
-                msg.data,
-                msg.metadata.num_delivered,
-                (msg.headers or {}).get("Nats-Msg-Id", ""),
-            )
-            for msg in msgs
-        ]
+            Delivery(msg, msg.data, _delivery_count(msg), _job_id_of(msg)) for msg in msgs
+        ], owed
 
     async def keep_alive(self, deliveries: Sequence[Delivery]) -> None:
         """Tell the server these jobs are still running, so their ack wait restarts."""
@@ -369,9 +450,12 @@ class NatsTransport:
             await delivery.handle.in_progress()
 
     async def hand_back(self, deliveries: Sequence[Delivery]) -> None:
-        """Return messages for immediate redelivery to another worker."""
+        """Return messages (and any delivered but not fetched) for immediate redelivery."""
         for delivery in deliveries:
             await delivery.handle.nak()
+        for consumer in self._consumers.values():
+            for msg in consumer.take_buffered():
+                await msg.nak()
         await self._nc.flush()
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[BaseException | None]:
@@ -381,7 +465,6 @@ class NatsTransport:
         sees a job's final record also finds its dead letter. An item whose dead letter or
         record could not be stored is not acknowledged: the server delivers it again.
         """
-        js = self._js
         errors: list[BaseException | None] = [None] * len(settlements)
         dead = [
             (i, item)
@@ -389,35 +472,30 @@ class NatsTransport:
             if item.dead_reason is not None and item.delivery is not None
         ]
         if dead:
-            futures = [
-                await js.publish_async(
-                    dead_subject(item.queue),
-                    item.delivery.data,
-                    headers={"Naq-Reason": item.dead_reason, "Naq-Job-Id": item.job_id},
-                )
-                for _, item in dead
+            headers = [
+                {"Naq-Reason": item.dead_reason, "Naq-Job-Id": item.job_id} for _, item in dead
             ]
-            outcomes = await asyncio.gather(*futures, return_exceptions=True)
-            for (i, _), outcome in zip(dead, outcomes, strict=True):
-                if isinstance(outcome, BaseException):
-                    errors[i] = outcome
-        stored: list[asyncio.Future[Any] | None] = []
-        for item, error in zip(settlements, errors, strict=True):
-            if item.record is None or error is not None:
-                stored.append(None)
-                continue
-            stored.append(
-                await js.publish_async(
-                    record_subject(item.job_id), item.record, msg_ttl=item.record_ttl
+            futures = [
+                await self._publish(
+                    dead_subject(item.queue, item.job_id), item.delivery.data, header
                 )
-            )
-        for i, (item, future) in enumerate(zip(settlements, stored, strict=True)):
-            if future is not None:
-                try:
-                    await future
-                except Exception as exc:  # noqa: BLE001 - reported to the caller per item
-                    errors[i] = exc
-            if errors[i] is None and item.delivery is not None:
+                for (_, item), header in zip(dead, headers, strict=True)
+            ]
+            for (i, _), error in zip(dead, await self._confirmations(futures), strict=True):
+                errors[i] = error
+        writes: list[tuple[int, asyncio.Future[int]]] = []
+        for i, item in enumerate(settlements):
+            if item.record is not None and errors[i] is None:
+                headers = {"Naq-Event": item.event} if item.event else {}
+                if item.record_ttl:
+                    headers["Nats-TTL"] = str(int(item.record_ttl))
+                subject = record_subject(item.queue, item.job_id)
+                writes.append((i, await self._publish(subject, item.record, headers or None)))
+        confirmations = await self._confirmations([future for _, future in writes])
+        for (i, _), error in zip(writes, confirmations, strict=True):
+            errors[i] = error
+        for item, error in zip(settlements, errors, strict=True):
+            if error is None and item.delivery is not None:
                 if item.nak_delay is None:
                     await item.delivery.handle.ack()
                 else:

@@ -1,0 +1,91 @@
+"""``naq.current_job()``: the running job, seen from inside its own function.
+
+A job reports progress and meta through it, reads its dependencies' results, and (if it is
+a sync job, which cannot be interrupted) checks whether it has been cancelled. Updates are
+queued to the worker's settle loop without waiting, from the event loop or a job thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+import anyio.from_thread
+import attrs
+
+from ._errors import NaqError
+from ._record import JobRecord
+from ._serializers import JsonSerializer
+
+__all__ = ["JobContext", "current_job"]
+
+_current: ContextVar[JobContext | None] = ContextVar("naq_current_job", default=None)
+
+
+class JobContext:
+    """What a running job knows about itself; get it with :func:`naq.current_job`."""
+
+    def __init__(
+        self,
+        record: JobRecord,
+        publish: Callable[[JobRecord], None],
+        dependency_results: Mapping[str, Any],
+    ) -> None:
+        self.record = record
+        self.dependency_results = dict(dependency_results)
+        self._publish = publish
+        self._loop_thread = threading.get_ident()
+        self._cancelled = False
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def attempt(self) -> int:
+        return self.record.attempts
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the job was cancelled: a sync job should check it and return early."""
+        return self._cancelled
+
+    def set_progress(self, progress: float, **meta: Any) -> None:
+        """Record progress (any number, e.g. 0.0-1.0) and optionally meta; readers see it."""
+        self._update(progress=float(progress), meta={**self.record.meta, **meta})
+
+    def update_meta(self, **meta: Any) -> None:
+        """Merge ``meta`` into the job's meta (JSON values); readers see it."""
+        self._update(meta={**self.record.meta, **meta})
+
+    def _update(self, **changes: Any) -> None:
+        if "meta" in changes:
+            changes["meta"] = JsonSerializer().encode_value(changes["meta"])
+        self.record = attrs.evolve(self.record, **changes)
+        if threading.get_ident() == self._loop_thread:
+            self._publish(self.record)
+        else:  # a sync job's thread: hand the update to the worker's loop
+            anyio.from_thread.run_sync(self._publish, self.record)
+
+    def _cancel(self) -> None:
+        self._cancelled = True
+
+    @contextmanager
+    def active(self) -> Iterator[JobContext]:
+        """Make this the current job for the code (and threads) run inside the block."""
+        token = _current.set(self)
+        try:
+            yield self
+        finally:
+            _current.reset(token)
+
+
+def current_job() -> JobContext:
+    """The job running in this task or thread; NaqError outside a job."""
+    context = _current.get()
+    if context is None:
+        raise NaqError("naq.current_job() is only available inside a running job")
+    return context

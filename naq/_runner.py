@@ -1,0 +1,279 @@
+"""One delivered message in, one record update out: decode, guard, run, record the outcome.
+
+The worker's loops (``_worker``) move messages and updates around; everything that decides
+what happens to a single job lives here: cancellation, ttl expiry, poison messages, retries,
+progress from inside the job, and the final record.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import uuid
+from collections.abc import Awaitable, Callable
+
+import anyio
+import attrs
+from loguru import logger
+
+from ._context import JobContext
+from ._errors import ConfigurationError, SerializationError
+from ._execution import Outcome, error_info, execute, is_async_callable
+from ._record import ErrorInfo, JobRecord, JobStatus, decode_record, encode_record
+from ._serializers import Serializer, serializer_for_record
+from ._settings import DEFAULT_RESULT_TTL
+from ._time import utcnow
+from ._transport import Delivery, Settlement
+from ._transport._schedules import ServerFire, server_fire
+
+__all__ = ["JobRunner", "Update", "settlements"]
+
+
+def keep_for(ttl: float | None, default: float | None) -> float | None:
+    """Seconds to keep an ended record: ``default`` if unset, -1 forever, else at least 1 s."""
+    if ttl is None:
+        ttl = default
+    if ttl is None or ttl < 0:
+        return None
+    return float(max(1, math.ceil(ttl)))
+
+
+@attrs.frozen
+class Update:
+    """A record to store and what to do with the job's message after: a Settlement to be.
+
+    Records are encoded only when settled, so a "started" or progress record made moot by
+    the same job's outcome in the same batch is dropped without being encoded or sent.
+    """
+
+    record: JobRecord | None
+    delivery: Delivery | None = None
+    record_ttl: float | None = None
+    nak_delay: float | None = None
+    dead_reason: str | None = None
+    event: str | None = None
+    job_id: str = ""
+    queue: str = ""
+
+    def settlement(self) -> Settlement:
+        record = self.record
+        return Settlement(
+            record.id if record is not None else self.job_id,
+            encode_record(record) if record is not None else None,
+            self.delivery,
+            record_ttl=self.record_ttl,
+            nak_delay=self.nak_delay,
+            dead_reason=self.dead_reason,
+            queue=record.queue if record is not None else self.queue,
+            event=self.event,
+        )
+
+
+def settlements(batch: list[Update]) -> list[Settlement]:
+    """Encode a batch, leaving out interim records superseded within it."""
+    ended = {u.record.id for u in batch if u.delivery is not None and u.record is not None}
+    return [
+        u.settlement()
+        for u in batch
+        if u.delivery is not None or u.record is None or u.record.id not in ended
+    ]
+
+
+@attrs.define
+class _Running:
+    context: JobContext
+    scope: anyio.CancelScope
+    is_async: bool
+
+    def cancel(self) -> None:
+        # An async job is interrupted; a sync one cannot be, and sees ``cancelled`` instead.
+        self.context._cancel()
+        if self.is_async:
+            self.scope.cancel()
+
+
+class _RecentIds:
+    """The last ``size`` ids seen, for membership tests."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._order: collections.deque[str] = collections.deque(maxlen=size)
+        self._set: set[str] = set()
+
+    def add(self, item: str) -> None:
+        if item in self._set:
+            return
+        if len(self._order) == self._order.maxlen:
+            self._set.discard(self._order[0])
+        self._order.append(item)
+        self._set.add(item)
+
+    def __contains__(self, item: str) -> bool:
+        return item in self._set
+
+
+DependencyResults = Callable[[JobRecord], Awaitable[dict[str, object]]]
+ClaimFiredRun = Callable[[JobRecord, ServerFire], Awaitable[JobRecord | None]]
+
+
+class JobRunner:
+    """Runs jobs for one worker and knows which of them are running, to cancel them."""
+
+    def __init__(
+        self,
+        worker_id: str,
+        serializer: Serializer,
+        max_deliveries: int,
+        dependency_results: DependencyResults,
+        claim_fired_run: ClaimFiredRun,
+    ) -> None:
+        self.worker_id = worker_id
+        self.serializer = serializer
+        self.max_deliveries = max_deliveries
+        self._dependency_results = dependency_results
+        self._claim_fired_run = claim_fired_run
+        self._running: dict[str, _Running] = {}
+        self._cancelled = _RecentIds()
+
+    @property
+    def running_count(self) -> int:
+        return len(self._running)
+
+    def cancel(self, job_id: str) -> None:
+        """A cancel notice: stop the job if it runs here, skip it if it arrives later."""
+        self._cancelled.add(job_id)
+        running = self._running.get(job_id)
+        if running is not None:
+            running.cancel()
+
+    async def run(
+        self,
+        delivery: Delivery,
+        queue: str,
+        limiter: anyio.CapacityLimiter,
+        publish: Callable[[Update], None],
+    ) -> Update:
+        try:
+            record = decode_record(delivery.data)
+        except SerializationError as exc:
+            logger.error("dead letter from {}: {}", queue, exc)
+            return Update(
+                None,
+                delivery,
+                dead_reason=f"undecodable message: {exc}",
+                job_id=delivery.job_id or f"unknown-{uuid.uuid4().hex}",
+                queue=queue,
+            )
+        fired = server_fire(delivery)
+        if fired is not None:  # a run produced by a server schedule: give it its own job id
+            try:
+                claimed = await self._claim_fired_run(record, fired)
+            except Exception as exc:  # noqa: BLE001 - logged; the message comes back
+                logger.warning("could not claim run of schedule {}: {!r}", record.id, exc)
+                return Update(None, delivery, nak_delay=1.0, job_id=record.id, queue=queue)
+            if claimed is None:  # the schedule was cancelled or made its runs
+                return Update(None, delivery, job_id=record.id, queue=queue)
+            record = claimed
+        now = utcnow()
+        attempt = delivery.num_delivered
+        if record.id in self._cancelled or record.status is JobStatus.CANCELED:
+            why = ErrorInfo("JobCanceled", "canceled before it started", "")
+            return self._canceled(record, why, delivery)
+        if record.ttl is not None and (now - record.enqueued_at).total_seconds() > record.ttl:
+            why = ErrorInfo("JobExpired", f"not started within its ttl of {record.ttl:g} s", "")
+            return self._canceled(record, why, delivery, dead=True)
+        try:
+            serializer = serializer_for_record(record.serializer, self.serializer)
+            func, args, kwargs = serializer.decode_call(record.func_name, record.payload)
+        except (SerializationError, ConfigurationError) as exc:
+            return self._failed(record, attempt, error_info(exc), delivery, retry=False)
+        if attempt > self.max_deliveries:
+            why = ErrorInfo(
+                "TooManyDeliveries",
+                f"delivered {attempt} times without an outcome (did its worker die?)",
+                "",
+            )
+            return self._failed(record, attempt, why, delivery, retry=False)
+
+        started = record.moved_to(
+            JobStatus.STARTED, now, started_at=now, attempts=attempt, worker_id=self.worker_id
+        )
+        publish(Update(started, event="started"))
+        results = await self._dependency_results(record) if record.depends_on else {}
+        context = JobContext(started, lambda r: publish(Update(r, event="progress")), results)
+        running = _Running(context, anyio.CancelScope(), is_async_callable(func))
+        self._running[record.id] = running
+        try:
+            with running.scope, context.active():
+                outcome = await execute(
+                    func, args, kwargs, timeout=record.job_timeout, limiter=limiter
+                )
+        finally:
+            del self._running[record.id]
+        current = context.record
+        if context.cancelled:
+            why = ErrorInfo("JobCanceled", "canceled while it ran", "")
+            return self._canceled(current, why, delivery)
+        if outcome.error is None:
+            try:
+                encoded = serializer.encode_value(outcome.value)
+            except SerializationError as exc:
+                outcome = Outcome(error=error_info(exc))
+            else:
+                ended = utcnow()
+                finished = current.moved_to(
+                    JobStatus.FINISHED, ended, ended_at=ended, result=encoded
+                )
+                ttl = keep_for(record.result_ttl, DEFAULT_RESULT_TTL)
+                return Update(finished, delivery, record_ttl=ttl, event="finished")
+        assert outcome.error is not None
+        return self._failed(current, attempt, outcome.error, delivery, retry=True)
+
+    def _canceled(
+        self, record: JobRecord, why: ErrorInfo, delivery: Delivery, *, dead: bool = False
+    ) -> Update:
+        now = utcnow()
+        canceled = record.moved_to(JobStatus.CANCELED, now, ended_at=now, error=why)
+        return Update(
+            canceled,
+            delivery,
+            record_ttl=keep_for(record.failure_ttl, None),
+            dead_reason=f"{why.type}: {why.message}" if dead else None,
+            event="canceled",
+        )
+
+    def _failed(
+        self,
+        record: JobRecord,
+        attempt: int,
+        error: ErrorInfo,
+        delivery: Delivery,
+        *,
+        retry: bool,
+    ) -> Update:
+        """Retry when the policy allows, else fail the job and dead-letter its message."""
+        policy = record.retry
+        now = utcnow()
+        if retry and policy is not None and attempt <= policy.max:
+            delay = policy.delay(attempt)
+            status = JobStatus.SCHEDULED if delay > 0 else JobStatus.QUEUED
+            logger.info(
+                "job {} failed ({}: {}); retry {}/{} in {:g} s",
+                record.id,
+                error.type,
+                error.message,
+                attempt,
+                policy.max,
+                delay,
+            )
+            waiting = record.moved_to(status, now, attempts=attempt, error=error)
+            return Update(waiting, delivery, nak_delay=delay, event="retrying")
+        failed = record.moved_to(JobStatus.FAILED, now, attempts=attempt, ended_at=now, error=error)
+        reason = f"failed after {attempt} attempt(s): {error.type}: {error.message}"
+        logger.error("job {} {} {}", record.id, record.func_name, reason)
+        return Update(
+            failed,
+            delivery,
+            record_ttl=keep_for(record.failure_ttl, None),
+            dead_reason=reason,
+            event="failed",
+        )

@@ -1,0 +1,259 @@
+"""Creating and changing schedules (the Client's side), and claiming server-fired runs.
+
+Order of writes, chosen so a change takes effect before the next due time and nothing
+is left half done: a pause or cancel first removes the server schedule, then marks the
+definition; a create, resume or reschedule first stores the definition, then (server
+engine) sets the server schedule. Every definition write is a compare-and-set.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ._errors import ConfigurationError, ScheduleNotFound
+from ._record import JobRecord, JobStatus, decode_record, encode_record
+from ._schedule import Trigger, first_due, server_pattern
+from ._schedules import (
+    Schedule,
+    ScheduleStatus,
+    claim_server_run,
+    decode_schedule,
+    encode_schedule,
+    paused,
+    rescheduled,
+    resumed,
+    with_status,
+)
+from ._time import utcnow
+from ._transport._schedules import ScheduleStore, ServerFire, schedule_store
+
+if TYPE_CHECKING:
+    from ._connection import Connection
+
+__all__ = ["ENGINES", "Scheduling", "claim_fired_run", "engine_setting"]
+
+ENGINES = ("auto", "server", "naq")
+
+
+def engine_setting(value: str | None) -> str:
+    """``auto`` (server schedules when the server has them), ``server`` or ``naq``.
+
+    Defaults to env ``NAQ_SCHEDULER_ENGINE``, else ``auto``.
+    """
+    engine = value or os.environ.get("NAQ_SCHEDULER_ENGINE") or "auto"
+    if engine not in ENGINES:
+        raise ConfigurationError(f"scheduler_engine must be one of {ENGINES}, got {engine!r}")
+    return engine
+
+
+class Scheduling:
+    """Schedule operations on one connection, with the engine the client was set up with."""
+
+    def __init__(self, connection: Connection, engine: str | None) -> None:
+        self._connection = connection
+        self.engine = engine_setting(engine)
+
+    async def _store(self) -> tuple[ScheduleStore, bool]:
+        store = schedule_store(self._connection.transport)
+        return store, await self._connection.call(store.ensure)
+
+    async def _resolve_engine(self) -> tuple[ScheduleStore, str]:
+        store, server = await self._store()
+        if self.engine == "server" and not server:
+            raise ConfigurationError(
+                "scheduler_engine='server' needs nats-server 2.14 or later (message schedules)"
+            )
+        if self.engine == "auto":
+            return store, "server" if server else "naq"
+        return store, self.engine
+
+    async def create(
+        self,
+        template: JobRecord,
+        trigger: Trigger,
+        *,
+        repeat: int | None,
+        one_off: bool,
+        catch_up: bool,
+    ) -> Schedule:
+        """Store a new schedule (or replace the definition of one with the same id)."""
+        now = utcnow()
+        if trigger.at is not None and trigger.at < now and not catch_up:
+            raise ConfigurationError(
+                f"{trigger.at.isoformat()} is in the past; pass catch_up=True to run it now"
+            )
+        if repeat is not None and (
+            isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1
+        ):
+            raise ConfigurationError(f"repeat must be a positive number of runs, got {repeat!r}")
+        store, engine = await self._resolve_engine()
+        call = self._connection.call
+        sid = template.id
+        fresh = Schedule(
+            id=sid,
+            queue=template.queue,
+            func_name=template.func_name,
+            trigger=trigger,
+            engine=engine,
+            template=template,
+            repeat=repeat,
+            one_off=one_off,
+            next_run=first_due(trigger, now),
+            created_at=now,
+            updated_at=now,
+        )
+        if one_off:  # the job exists, as "scheduled", before anything can run it
+            scheduled = template.moved_to(JobStatus.SCHEDULED, now)
+            await call(store.put_record, template.queue, sid, encode_record(scheduled))
+
+        def decide(current: bytes | None) -> tuple[bytes, tuple[Schedule, Schedule | None]]:
+            if current is None:
+                return encode_schedule(fresh), (fresh, None)
+            old = decode_schedule(current)
+            if one_off or old.one_off:
+                raise ConfigurationError(f"a delayed job or schedule {sid!r} already exists")
+            kept = attrs.evolve(
+                fresh,
+                runs=old.runs,
+                last_run=old.last_run,
+                last_job_id=old.last_job_id,
+                created_at=old.created_at,
+                claims=old.claims,
+            )
+            return encode_schedule(kept), (kept, old)
+
+        schedule, old = await call(store.update, sid, decide)
+        if old is not None and old.engine == "server" and engine != "server":
+            await call(store.remove_server_schedule, sid)
+        if engine == "server":
+            await self._set_server_schedule(store, schedule)
+        return schedule
+
+    async def _set_server_schedule(self, store: ScheduleStore, schedule: Schedule) -> None:
+        pattern, timezone = server_pattern(schedule.trigger)
+        await self._connection.call(
+            store.set_server_schedule,
+            schedule.id,
+            schedule.queue,
+            pattern,
+            timezone,
+            encode_record(schedule.template),
+        )
+
+    async def get(self, schedule_id: str) -> Schedule:
+        store, _ = await self._store()
+        found = await self._connection.call(store.get, schedule_id)
+        if found is None:
+            raise ScheduleNotFound(f"no schedule or delayed job {schedule_id!r}")
+        return decode_schedule(found[0])
+
+    async def list(
+        self, status: ScheduleStatus | str | None = None, queue: str | None = None
+    ) -> list[Schedule]:
+        store, _ = await self._store()
+        wanted = ScheduleStatus(status) if status is not None else None
+        schedules = [decode_schedule(data) for _, data, _ in await self._connection.call(store.all)]
+        far = datetime.max.replace(tzinfo=utcnow().tzinfo)
+        return sorted(
+            (
+                s
+                for s in schedules
+                if (wanted is None or s.status is wanted) and (queue is None or s.queue == queue)
+            ),
+            key=lambda s: (s.next_run or far, s.id),
+        )
+
+    async def _change(self, schedule_id: str, change: type | object) -> Schedule:
+        store, _ = await self._store()
+
+        def decide(current: bytes | None) -> tuple[bytes | None, Schedule]:
+            if current is None:
+                raise ScheduleNotFound(f"no schedule or delayed job {schedule_id!r}")
+            old = decode_schedule(current)
+            new = change(old, utcnow())  # type: ignore[operator]
+            return (None if new is old else encode_schedule(new)), new
+
+        return await self._connection.call(store.update, schedule_id, decide)
+
+    async def pause(self, schedule_id: str) -> Schedule:
+        schedule = await self.get(schedule_id)
+        store, _ = await self._store()
+        if schedule.engine == "server":
+            await self._connection.call(store.remove_server_schedule, schedule_id)
+        return await self._change(schedule_id, paused)
+
+    async def resume(self, schedule_id: str) -> Schedule:
+        schedule = await self._change(schedule_id, resumed)
+        if schedule.engine == "server":
+            store, _ = await self._store()
+            await self._set_server_schedule(store, schedule)
+        return schedule
+
+    async def reschedule(self, schedule_id: str, trigger: Trigger) -> Schedule:
+        old = await self.get(schedule_id)
+        if old.one_off and trigger.at is None:
+            raise ConfigurationError(f"{schedule_id!r} is a delayed job: reschedule it with at=")
+        schedule = await self._change(schedule_id, lambda s, now: rescheduled(s, trigger, now))
+        if schedule.engine == "server" and schedule.status is ScheduleStatus.ACTIVE:
+            store, _ = await self._store()
+            await self._set_server_schedule(store, schedule)
+        return schedule
+
+    async def cancel(self, schedule_id: str) -> Schedule:
+        """Cancel; a delayed job not yet run also gets status ``canceled``."""
+        schedule = await self.get(schedule_id)
+        store, _ = await self._store()
+        if schedule.engine == "server":
+            await self._connection.call(store.remove_server_schedule, schedule_id)
+
+        def cancel(s: Schedule, now: datetime) -> Schedule:
+            return s if s.status.is_final else with_status(s, ScheduleStatus.CANCELED, now)
+
+        schedule = await self._change(schedule_id, cancel)
+        if schedule.one_off and schedule.status is ScheduleStatus.CANCELED:
+
+            def change(data: bytes) -> bytes | None:
+                record = decode_record(data)
+                if record.status is not JobStatus.SCHEDULED:
+                    return None
+                return encode_record(
+                    attrs.evolve(record, status=JobStatus.CANCELED, ended_at=utcnow())
+                )
+
+            await self._connection.call(store.update_record, schedule_id, change)
+        return schedule
+
+
+async def claim_fired_run(
+    connection: Connection, record: JobRecord, fire: ServerFire
+) -> JobRecord | None:
+    """Worker side, server engine: give a server-fired run its own job id and count it.
+
+    Returns the record to run, or None to skip the message (the schedule was cancelled
+    or has made its ``repeat`` runs). A schedule that just completed is removed from the
+    server. A run whose definition is missing still runs, with the stream sequence in its
+    job id, so nothing is dropped silently.
+    """
+    store = schedule_store(connection.transport)
+    await connection.call(store.ensure)
+
+    def decide(current: bytes | None) -> tuple[bytes | None, tuple[str | None, bool]]:
+        if current is None:
+            return None, (f"{fire.schedule_id}-s{fire.seq}", False)
+        schedule = decode_schedule(current)
+        updated, job_id = claim_server_run(schedule, fire.seq, fire.following, utcnow())
+        if updated is None:
+            return None, (job_id, False)
+        finished = updated.status is ScheduleStatus.COMPLETED and not schedule.one_off
+        return encode_schedule(updated), (job_id, finished)
+
+    job_id, finished = await connection.call(store.update, fire.schedule_id, decide)
+    if finished:
+        await connection.call(store.remove_server_schedule, fire.schedule_id)
+    if job_id is None:
+        return None
+    return attrs.evolve(record, id=job_id, enqueued_at=utcnow())

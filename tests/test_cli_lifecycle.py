@@ -1,0 +1,75 @@
+"""``naq failed`` and ``naq job-control ID cancel`` through typer's runner, on the test server."""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+import pytest
+from typer.testing import CliRunner
+
+import naq
+from naq.cli import app
+from tests import jobs
+from tests.conftest import running_worker
+
+runner = CliRunner()
+
+
+def _invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_failed_list_requeue_delete(nats_url, queue_name, tmp_path):
+    marker = str(tmp_path / "calls")
+
+    async def fail_two() -> tuple[str, str]:
+        async with naq.Client(nats_url) as client, running_worker(nats_url, [queue_name]):
+            flaky = await client.enqueue(jobs.fail_until, marker, 1, queue=queue_name)
+            broken = await client.enqueue(jobs.fail, queue=queue_name)
+            for job in (flaky, broken):
+                with pytest.raises(naq.JobFailed):
+                    await job.result(timeout=20)
+            return flaky.id, broken.id
+
+    flaky_id, broken_id = anyio.run(fail_two)
+    listed = json.loads(
+        _invoke("failed", "list", "--url", nats_url, "--queue", queue_name, "--json")
+    )
+    assert {row["job_id"] for row in listed} == {flaky_id, broken_id}
+    assert "2 dead letter(s)" in _invoke("failed", "list", "--url", nats_url, "--queue", queue_name)
+
+    assert "requeued 1 job(s)" in _invoke("failed", "requeue", flaky_id, "--url", nats_url)
+    assert "deleted 1 dead letter(s)" in _invoke("failed", "delete", "--all", "--queue", queue_name,
+                                                   "--url", nats_url)  # fmt: skip
+
+    async def requeued_result() -> object:
+        async with naq.Client(nats_url) as client, running_worker(nats_url, [queue_name]):
+            return await (await client.fetch_job(flaky_id)).result(timeout=20)
+
+    assert anyio.run(requeued_result) == 2
+    assert json.loads(_invoke("failed", "list", "--url", nats_url, "--queue", queue_name,
+                              "--json")) == []  # fmt: skip
+
+
+def test_failed_needs_ids_or_all(nats_url):
+    result = runner.invoke(app, ["failed", "delete", "--url", nats_url])
+    assert result.exit_code != 0
+
+
+def test_job_control_cancels_a_job(nats_url, queue_name):
+    async def enqueue() -> str:
+        async with naq.Client(nats_url) as client:
+            return (await client.enqueue(jobs.add, 1, 2, queue=queue_name)).id
+
+    job_id = anyio.run(enqueue)
+    assert f"job {job_id}: canceled" in _invoke("job-control", job_id, "cancel", "--url", nats_url)
+    assert "already ended" in _invoke("job-control", job_id, "cancel", "--url", nats_url)
+
+    async def status() -> naq.JobStatus:
+        async with naq.Client(nats_url) as client:
+            return await (await client.fetch_job(job_id)).get_status()
+
+    assert anyio.run(status) is naq.JobStatus.CANCELED
