@@ -49,6 +49,7 @@ def _round_trip_with_inherited_client(queue: str, n: int) -> dict[str, object]:
     return {
         "result": job.result(timeout=60),
         "own_connection": client._async._connection.transport._nc is not _inherited["nc"],
+        "schedules": [s.id for s in client.list_schedules(queue=queue)],
     }
 
 
@@ -77,11 +78,15 @@ def test_children_get_their_own_default_client_and_loop(nats_url, queue_name, wo
 def test_client_opened_before_fork_connects_anew_in_the_child(nats_url, queue_name, worker):
     with naq_sync.Client(nats_url) as client:
         assert client.enqueue(jobs.add, 1, 2, queue=queue_name).result(timeout=30) == 3
+        # The parent also uses schedules, whose store keeps its own handle on the bucket.
+        schedule = client.schedule(jobs.add, 1, 1, interval=3600, queue=queue_name)
         _inherited.update(client=client, nc=client._async._connection.transport._nc)
 
         reports = _pool_map(_round_trip_with_inherited_client, queue_name, 6)
 
+        client.cancel_schedule(schedule.id)
         assert [r["result"] for r in reports] == [n + 1 for n in range(6)]
         assert all(r["own_connection"] for r in reports)
+        assert all(r["schedules"] == [schedule.id] for r in reports)
         assert client._async._connection.transport._nc is _inherited["nc"]
         assert client.enqueue(jobs.add, 5, 5, queue=queue_name).result(timeout=30) == 10

@@ -225,10 +225,13 @@ class NatsTransport(LifecycleMixin):
         Its socket is the parent's: closing or flushing it from the child would corrupt the
         parent's session. The next :meth:`connect` makes this process's own.
         """
+        from ._schedules import _stores  # here: that module imports this one
+
         self._nc = self._js = self._publisher = None
         self._consumers = {}
         self._closing = False
         self._link = Link(self.url, self.timeout)
+        _stores.pop(self, None)  # its schedule store holds the parent's bucket and watcher
 
     async def _ensure_stream(self, config: api.StreamConfig) -> None:
         """Create the stream, or add what this version needs to an existing one.
