@@ -26,7 +26,7 @@ from naq import (
     SerializationError,
 )
 
-from ._classes import Client, Job, Queue
+from ._classes import Client, EventStream, Job, Queue
 from ._default import default_client
 from ._facade import forward
 
@@ -35,6 +35,7 @@ __all__ = [
     "Client",
     "ConfigurationError",
     "EnqueueError",
+    "EventStream",
     "Job",
     "JobFailed",
     "JobNotFound",
@@ -59,6 +60,7 @@ __all__ = [
     "enqueue_call",
     "enqueue_in",
     "enqueue_many",
+    "events",
     "fetch_job",
     "fetch_schedule",
     "list_schedules",
@@ -82,6 +84,7 @@ enqueue_at = forward("enqueue_at", default_client, Client)
 enqueue_call = forward("enqueue_call", default_client, Client)
 enqueue_in = forward("enqueue_in", default_client, Client)
 enqueue_many = forward("enqueue_many", default_client, Client)
+events = forward("events", default_client, Client)
 fetch_job = forward("fetch_job", default_client, Client)
 fetch_schedule = forward("fetch_schedule", default_client, Client)
 list_schedules = forward("list_schedules", default_client, Client)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import naq
+from naq._events import EventStream as _AsyncEventStream
 
 from ._facade import Facade
 
-__all__ = ["Client", "Job", "Queue"]
+__all__ = ["Client", "EventStream", "Job", "Queue"]
 
 
 class Job(Facade, wraps=naq.Job):
@@ -24,3 +25,8 @@ class Client(Facade, wraps=naq.Client, constructible=True):
     any number of threads at once. A client connected before ``os.fork()`` connects again
     in the child on first use, never touching the parent's connection.
     """
+
+
+class EventStream(Facade, wraps=_AsyncEventStream):
+    """Blocking twin of ``client.events(...)``: ``with client.events(queue="q") as events:``
+    then ``for event in events: ...``."""

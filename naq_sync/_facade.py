@@ -2,10 +2,11 @@
 
 A facade class names the async class it wraps; every public method of that class gets a
 twin of the same name, signature and docstring. A coroutine method's twin runs it on the
-process's loop thread and waits (``naq._blocking.run_blocking``); ``__aenter__`` and
-``__aexit__`` become ``__enter__`` and ``__exit__``; properties and plain methods are
-forwarded. Results that are naq objects come back wrapped in their own facades. Nothing
-else lives here: all behaviour is in the async core.
+process's loop thread and waits (``naq._blocking.run_blocking``); the async context-manager
+and iterator methods become their blocking counterparts (``__aenter__`` -> ``__enter__``,
+``__anext__`` -> ``__next__``, ...); properties and plain methods are forwarded. Results
+that are naq objects come back wrapped in their own facades. Nothing else lives here: all
+behaviour is in the async core.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from naq._blocking import run_blocking
 __all__ = ["Facade", "forward", "run", "wrap"]
 
 _FACADES: dict[type, type[Facade]] = {}
-_CONTEXT_MANAGER = {"__aenter__": "__enter__", "__aexit__": "__exit__"}
+_DUNDER_TWINS = {
+    "__aenter__": "__enter__",
+    "__aexit__": "__exit__",
+    "__aiter__": "__iter__",
+    "__anext__": "__next__",
+}
+"""Async protocol methods and the blocking protocol methods that are their twins."""
 
 
 def run(async_fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
@@ -48,9 +55,13 @@ def _same_or_wrapped(facade: Facade, value: Any) -> Any:
 def _blocking_twin(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def twin(self: Facade, *args: Any, **kwargs: Any) -> Any:
-        return _same_or_wrapped(self, run_blocking(getattr(self._async, name), *args, **kwargs))
+        try:
+            value = run_blocking(getattr(self._async, name), *args, **kwargs)
+        except StopAsyncIteration:
+            raise StopIteration from None  # the end of an async iterator, in blocking terms
+        return _same_or_wrapped(self, value)
 
-    twin.__name__ = _CONTEXT_MANAGER.get(name, name)
+    twin.__name__ = _DUNDER_TWINS.get(name, name)
     twin.__qualname__ = twin.__qualname__.rsplit(".", 1)[0] + "." + twin.__name__
     return twin
 
@@ -60,6 +71,7 @@ def _plain_twin(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
     def twin(self: Facade, *args: Any, **kwargs: Any) -> Any:
         return _same_or_wrapped(self, getattr(self._async, name)(*args, **kwargs))
 
+    twin.__name__ = _DUNDER_TWINS.get(name, name)
     return twin
 
 
@@ -89,13 +101,13 @@ class Facade:
         cls.wraps = wraps
         _FACADES[wraps] = cls
         for name, member in inspect.getmembers(wraps):
-            twin_name = _CONTEXT_MANAGER.get(name, name)
-            if (name.startswith("_") and name not in _CONTEXT_MANAGER) or twin_name in cls.__dict__:
+            twin_name = _DUNDER_TWINS.get(name, name)
+            if (name.startswith("_") and name not in _DUNDER_TWINS) or twin_name in cls.__dict__:
                 continue  # private, or written by hand in the class body
             if inspect.iscoroutinefunction(member):
                 setattr(cls, twin_name, _blocking_twin(name, member))
             elif inspect.isfunction(member):
-                setattr(cls, name, _plain_twin(name, member))
+                setattr(cls, twin_name, _plain_twin(name, member))
             elif isinstance(member, property):
                 setattr(cls, name, _property_twin(name, member))
         if constructible:

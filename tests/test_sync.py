@@ -78,3 +78,17 @@ async def test_blocking_call_inside_event_loop_raises(nats_url):
     with pytest.raises(naq.NaqError, match="would stall the event loop"):
         naq_sync.Client(nats_url).__enter__()
     await anyio.sleep(0)
+
+
+def test_events_as_a_blocking_iterator(sync_client, background_worker, queue_name):
+    with sync_client.events(queue=queue_name) as events:
+        assert isinstance(events, naq_sync.EventStream)
+        job = sync_client.enqueue(jobs.add, 1, 2, queue=queue_name)
+        kinds = []
+        for event in events:
+            assert event.job_id == job.id
+            kinds.append(event.kind)
+            if event.kind == "finished":
+                break
+    assert kinds[0] == "queued"
+    assert kinds[-1] == "finished"
