@@ -7,6 +7,7 @@ async with naq.Client() as client:
 
 from loguru import logger as _logger
 
+from ._admin import Admin, QueueInfo
 from ._client import Call, Client, Queue
 from ._errors import (
     ConfigurationError,
@@ -18,18 +19,22 @@ from ._errors import (
     ResultTimeout,
     SerializationError,
 )
+from ._heartbeat import WorkerInfo
 from ._job import Job
 from ._record import ErrorInfo, JobRecord, JobStatus
 from ._retry import Retry
 from ._serializers import JsonSerializer, PickleSerializer, Serializer
+from ._settings import ConnectOptions
 from ._worker import Worker
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Admin",
     "Call",
     "Client",
     "ConfigurationError",
+    "ConnectOptions",
     "EnqueueError",
     "ErrorInfo",
     "Job",
@@ -42,11 +47,13 @@ __all__ = [
     "NaqError",
     "PickleSerializer",
     "Queue",
+    "QueueInfo",
     "ResultTimeout",
     "Retry",
     "SerializationError",
     "Serializer",
     "Worker",
+    "WorkerInfo",
     "__version__",
 ]
 

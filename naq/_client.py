@@ -16,7 +16,7 @@ from ._job import Job
 from ._record import JobRecord, JobStatus, encode_record
 from ._retry import Retry
 from ._serializers import Serializer, get_serializer
-from ._settings import default_url
+from ._settings import ConnectOptions, resolve_connect_options
 from ._time import utcnow
 from ._transport import OutgoingJob, check_job_id, check_queue_name
 
@@ -64,12 +64,22 @@ class Client:
     """A connection to NATS for enqueueing jobs and reading them back.
 
     ``url`` defaults to env ``NAQ_NATS_URL``, else ``nats://127.0.0.1:4222``; ``serializer``
-    is ``"pickle"`` (default), ``"json"``, a Serializer, or env ``NAQ_SERIALIZER``. Use it
-    as an async context manager; it creates naq's streams and bucket if they are missing.
+    is ``"pickle"`` (default), ``"json"``, a Serializer, or env ``NAQ_SERIALIZER``.
+    ``connect_options`` (a ConnectOptions: servers, credentials, TLS) defaults to the
+    ``NAQ_*`` environment; ``url``, when given, replaces its servers. Use it as an async
+    context manager; it creates naq's streams and bucket if they are missing.
     """
 
-    def __init__(self, url: str | None = None, *, serializer: str | Serializer | None = None):
-        self._connection = Connection(url or default_url(), get_serializer(serializer))
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        serializer: str | Serializer | None = None,
+        connect_options: ConnectOptions | None = None,
+    ):
+        self._connection = Connection(
+            resolve_connect_options(url, connect_options), get_serializer(serializer)
+        )
 
     @property
     def url(self) -> str:

@@ -106,6 +106,7 @@ def test_public_api_is_pinned():
             "JobRecord", "JobStatus", "JsonSerializer", "NaqConnectionError", "NaqError",
             "PickleSerializer", "Queue", "ResultTimeout", "Retry", "SerializationError",
             "Serializer", "Worker", "__version__",
+            "Admin", "ConnectOptions", "QueueInfo", "WorkerInfo",
         ]
     )  # fmt: skip
     for name in naq.__all__:

@@ -10,6 +10,7 @@ __all__ = [
     "DEAD_STREAM",
     "JOBS_BUCKET",
     "JOBS_STREAM",
+    "WORKERS_BUCKET",
     "check_job_id",
     "check_queue_name",
     "consumer_name",
@@ -17,6 +18,7 @@ __all__ = [
     "job_subject",
     "jobs_stream_subjects",
     "queue_filters",
+    "queue_of_consumer",
     "queue_subject",
     "queued_job_subject",
     "record_subject",
@@ -26,6 +28,8 @@ JOBS_STREAM = "NAQ_JOBS"
 """Queued job messages: ``naq.jobs.<queue>.<job id>``, work-queue retention."""
 JOBS_BUCKET = "naq_jobs"
 """KV bucket of job records, keyed by job id."""
+WORKERS_BUCKET = "naq_workers"
+"""KV bucket of worker heartbeats, keyed by worker id; each entry expires with its TTL."""
 DEAD_STREAM = "NAQ_DEAD"
 """Dead letters: ``naq.dead.<queue>``, the original message plus a ``Naq-Reason`` header."""
 
@@ -85,3 +89,8 @@ def record_subject(job_id: str) -> str:
 
 def consumer_name(queue: str) -> str:
     return f"naq_{queue}"
+
+
+def queue_of_consumer(name: str) -> str | None:
+    """The queue a consumer serves, when it is one of naq's queue consumers."""
+    return name[4:] if name.startswith("naq_") and _TOKEN.match(name[4:]) else None

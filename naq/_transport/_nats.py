@@ -20,6 +20,8 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from .._errors import NaqConnectionError, NaqError, SerializationError
+from .._settings import ConnectOptions
+from ._connect import nats_connect_kwargs
 from ._names import (
     DEAD_STREAM,
     JOBS_BUCKET,
@@ -128,8 +130,11 @@ def _consumer_config(queue: str, ack_wait: float) -> api.ConsumerConfig:
 class NatsTransport:
     """naq's view of NATS: job streams, records, consumers. Create and use on one asyncio loop."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, options: ConnectOptions | str) -> None:
+        if isinstance(options, str):
+            options = ConnectOptions(servers=options)
+        self.options = options
+        self.url = options.url
         self._nc: NatsClient | None = None
         self._js: Any = None
         self._kv: Any = None
@@ -141,9 +146,10 @@ class NatsTransport:
 
     async def connect(self) -> None:
         """Connect and make sure naq's streams and bucket exist (idempotent)."""
+        connect_kwargs = nats_connect_kwargs(self.options)
         try:
             self._nc = await nats.connect(
-                self.url,
+                **connect_kwargs,
                 name="naq",
                 max_reconnect_attempts=1,  # a server that is not there fails fast at start
                 connect_timeout=5,
