@@ -179,6 +179,7 @@ class Worker:
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(10):
                 if self._in_flight:
+                    logger.info("handing back {} unfinished job(s)", len(self._in_flight))
                     await connection.call(connection.transport.hand_back, list(self._in_flight))
                     self._in_flight.clear()
                 await connection.close()

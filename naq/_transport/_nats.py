@@ -222,6 +222,8 @@ class NatsTransport:
             return await self._js.key_value(JOBS_BUCKET)
 
     async def _on_error(self, exc: Exception) -> None:
+        if self._nc is None:
+            return  # connecting: the failure is raised to the caller as NaqConnectionError
         logger.warning("NATS error on {}: {!r}", self.url, exc)
 
     async def _on_disconnected(self) -> None:
