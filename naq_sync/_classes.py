@@ -26,8 +26,14 @@ class Client(Facade, wraps=naq.Client):
     All clients share one background asyncio loop thread per process.
     """
 
-    def __init__(self, url: str | None = None, *, serializer: str | naq.Serializer | None = None):
-        self._async = naq.Client(url, serializer=serializer)
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        serializer: str | naq.Serializer | None = None,
+        connect_options: naq.ConnectOptions | None = None,
+    ):
+        self._async = naq.Client(url, serializer=serializer, connect_options=connect_options)
 
     def __enter__(self) -> Self:
         run(self._async.__aenter__)

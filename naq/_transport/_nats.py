@@ -381,12 +381,15 @@ class NatsTransport:
             await delivery.handle.in_progress()
 
     async def hand_back(self, deliveries: Sequence[Delivery]) -> None:
-        """Return messages (and any delivered but not fetched) for immediate redelivery."""
+        """Return messages (and any delivered but not fetched) for immediate redelivery.
+
+        Consumers stop receiving first, so an open pull request cannot take them back.
+        """
+        buffered = [msg for consumer in self._consumers.values() for msg in await consumer.close()]
         for delivery in deliveries:
             await delivery.handle.nak()
-        for consumer in self._consumers.values():
-            for msg in consumer.take_buffered():
-                await msg.nak()
+        for msg in buffered:
+            await msg.nak()
         await self._nc.flush()
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[BaseException | None]:
