@@ -56,7 +56,7 @@ def setup_logging(level: str, fmt: LogFormat = LogFormat.text) -> None:
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``naq: message`` in red on stderr and return the Exit to raise."""
-    _stderr.print(f"naq: {message}", style="red", markup=False)
+    _stderr.print(f"naq: {message}", style="red", markup=False, soft_wrap=True)
     return typer.Exit(code)
 
 
