@@ -19,6 +19,7 @@ from naq.server import EmbeddedServer
 from tests import jobs
 from tests.clitools import invoke, invoke_json, naq_process
 from tests.conftest import running_worker
+from tests.nats_jwt import operator_setup
 
 USER_SEED = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER).decode()
 USER_NKEY = nkeys.from_seed(USER_SEED.encode()).public_key.decode()
@@ -178,3 +179,32 @@ def test_missing_files_are_one_clear_error(tmp_path):
     )  # fmt: skip
     assert result.returncode == 1
     assert result.stderr.strip() == f"naq: TLS CA file not found: {tmp_path / 'nope.pem'}"
+
+
+@pytest.fixture(scope="module")
+def operator_server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """A server in operator mode (JWT accounts) and a user's credentials file."""
+    directory = tmp_path_factory.mktemp("operator")
+    config, creds = operator_setup()
+    creds_file = directory / "user.creds"
+    creds_file.write_text(creds)
+    server = _server(directory, "operator", config)
+    try:
+        yield server.url, creds_file
+    finally:
+        server.stop()
+
+
+@pytest.mark.anyio
+async def test_credentials_file(operator_server, queue_name):
+    url, creds = operator_server
+    async with naq.Client(url, connect_options=naq.ConnectOptions(creds=creds)) as client:
+        await client.enqueue(jobs.add, 1, 2, queue=queue_name)
+        assert await client.queue(queue_name).count() == 1
+
+
+def test_cli_credentials_file_from_env(operator_server, queue_name):
+    url, creds = operator_server
+    env = {"NAQ_NATS_URL": url, "NAQ_CREDS": str(creds)}
+    assert invoke("enqueue", "tests.jobs:add", "1", "2", "-q", queue_name, env=env).exit_code == 0
+    assert invoke_json("info", queue_name, env=env)["queues"][0]["pending"] == 1
