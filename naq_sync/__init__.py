@@ -14,6 +14,7 @@ from typing import Any
 from naq import (
     Call,
     ConfigurationError,
+    ConnectOptions,
     EnqueueError,
     JobFailed,
     JobNotFound,
@@ -35,6 +36,7 @@ __all__ = [
     "Call",
     "Client",
     "ConfigurationError",
+    "ConnectOptions",
     "EnqueueError",
     "Job",
     "JobFailed",

@@ -32,8 +32,14 @@ class Client(Facade, wraps=naq.Client):
         *,
         serializer: str | naq.Serializer | None = None,
         scheduler_engine: str | None = None,
+        connect_options: naq.ConnectOptions | None = None,
     ):
-        self._async = naq.Client(url, serializer=serializer, scheduler_engine=scheduler_engine)
+        self._async = naq.Client(
+            url,
+            serializer=serializer,
+            scheduler_engine=scheduler_engine,
+            connect_options=connect_options,
+        )
 
     def __enter__(self) -> Self:
         run(self._async.__aenter__)
