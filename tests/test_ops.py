@@ -13,8 +13,9 @@ from loguru import logger
 
 import naq
 import naq_sync
+from tests import jobs
 from tests.clitools import RunSignal, invoke, invoke_json, naq_process, wait_heartbeat
-from tests.conftest import ROOT
+from tests.conftest import ROOT, running_worker
 
 GRACE = 1.0
 
@@ -111,7 +112,8 @@ def test_purge_asks_first_then_reports_the_count(nats_url, queue_name):
 def test_errors_are_one_line(nats_url, args, message):
     result = invoke(*args, "--url", nats_url)
     assert result.exit_code == 1
-    assert result.stderr.strip().splitlines() == [f"naq: {result.stderr.strip()[5:]}"]
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("naq: ")
     assert message in result.stderr
     assert "Traceback" not in result.output + result.stderr
 
@@ -220,3 +222,20 @@ def test_library_never_replaces_the_hosts_log_handlers(nats_url, queue_name):
         logger.remove(handler)
     assert any("host still logs" in line for line in seen)
     assert not any(line.startswith("naq") for line in seen)  # naq is silent unless enabled
+
+
+@pytest.mark.anyio
+async def test_admin_from_code(client, nats_url, queue_name, anyio_backend):
+    """naq.Admin on both backends: the first heartbeat is written before run() reports started."""
+    admin = naq.Admin(client)
+    other = queue_name + "-idle"
+    await client.enqueue(jobs.add, 1, 2, queue=other)
+    async with running_worker(nats_url, [queue_name], heartbeat_interval=0.5) as worker:
+        [listed] = [w for w in await admin.workers() if w.id == worker.id]
+        assert listed.queues == [queue_name]
+        assert listed.backend == anyio_backend
+        [info] = await admin.queues([queue_name])
+        assert info.workers == [worker.id]
+    assert worker.id not in {w.id for w in await admin.workers()}  # deleted at a clean exit
+    assert await admin.purge(other) == 1
+    assert (await admin.queues([other]))[0].pending == 0
