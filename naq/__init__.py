@@ -7,6 +7,7 @@ async with naq.Client() as client:
 
 from loguru import logger as _logger
 
+from ._admin import Admin, QueueInfo
 from ._client import Call, Client, Queue
 from ._context import JobContext, current_job
 from ._dead_letters import DeadLetter
@@ -23,20 +24,24 @@ from ._errors import (
     SerializationError,
 )
 from ._events import Event, EventStream
+from ._heartbeat import WorkerInfo
 from ._job import Job
 from ._record import ErrorInfo, JobRecord, JobStatus, StatusChange
 from ._retry import Retry
 from ._scheduler import Scheduler
 from ._schedules import Schedule, ScheduleStatus
 from ._serializers import JsonSerializer, PickleSerializer, Serializer
+from ._settings import ConnectOptions
 from ._worker import Worker
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Admin",
     "Call",
     "Client",
     "ConfigurationError",
+    "ConnectOptions",
     "DeadLetter",
     "EnqueueError",
     "ErrorInfo",
@@ -54,6 +59,7 @@ __all__ = [
     "NaqError",
     "PickleSerializer",
     "Queue",
+    "QueueInfo",
     "ResultTimeout",
     "Retry",
     "Schedule",
@@ -64,6 +70,7 @@ __all__ = [
     "Serializer",
     "StatusChange",
     "Worker",
+    "WorkerInfo",
     "__version__",
     "current_job",
 ]

@@ -27,7 +27,7 @@ from ._schedule import make_trigger
 from ._schedules import Schedule, ScheduleStatus
 from ._scheduling import Scheduling
 from ._serializers import Serializer, get_serializer
-from ._settings import DEFAULT_TIMEOUT, default_url
+from ._settings import DEFAULT_TIMEOUT, ConnectOptions, resolve_connect_options
 from ._time import as_utc, utcnow
 from ._transport import OutgoingJob, check_job_id, check_queue_name
 from ._transport._schedules import check_schedule_id
@@ -79,6 +79,8 @@ class Client:
     ``url`` defaults to env ``NAQ_NATS_URL``, else ``nats://127.0.0.1:4222``; ``serializer``
     is ``"pickle"`` (default), ``"json"``, a Serializer, or env ``NAQ_SERIALIZER``. Use it
     as an async context manager; it creates naq's streams and bucket if they are missing.
+    ``connect_options`` (a ConnectOptions: servers, credentials, TLS) defaults to the
+    ``NAQ_*`` environment; ``url``, when given, replaces its servers.
     ``scheduler_engine`` picks who fires schedules: ``"auto"`` (default, env
     ``NAQ_SCHEDULER_ENGINE``: the server when it has message schedules), ``"server"`` or
     ``"naq"`` (a ``naq scheduler`` process). ``timeout`` bounds each call's wait for NATS,
@@ -91,10 +93,13 @@ class Client:
         *,
         serializer: str | Serializer | None = None,
         scheduler_engine: str | None = None,
+        connect_options: ConnectOptions | None = None,
         timeout: Seconds = DEFAULT_TIMEOUT,
     ):
         self._connection = Connection(
-            url or default_url(), get_serializer(serializer), _seconds("timeout", timeout)
+            resolve_connect_options(url, connect_options),
+            get_serializer(serializer),
+            _seconds("timeout", timeout),
         )
         self._scheduling = Scheduling(self._connection, scheduler_engine)
 
@@ -252,7 +257,7 @@ class Client:
 
         worker = Worker(
             [queue],
-            url=self.url,
+            connect_options=self._connection.options,
             serializer=self.serializer,
             concurrency=concurrency,
             poll_interval=0.1,

@@ -11,7 +11,7 @@ import anyio
 from ._errors import JobNotFound, NaqConnectionError, ResultTimeout
 from ._record import JobRecord, JobStatus, decode_record
 from ._serializers import Serializer
-from ._settings import DEFAULT_TIMEOUT
+from ._settings import DEFAULT_TIMEOUT, ConnectOptions
 from ._transport import Bridge, NatsTransport, bridge_for_current_backend
 
 __all__ = ["Connection"]
@@ -39,10 +39,16 @@ class Connection:
     call connects anew (once, however many threads call) and the parent's is never touched.
     """
 
-    def __init__(self, url: str, serializer: Serializer, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.url = url
+    def __init__(
+        self,
+        options: ConnectOptions | str,
+        serializer: Serializer,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.transport = NatsTransport(options, timeout)
+        self.options = self.transport.options
+        self.url = self.transport.url
         self.serializer = serializer
-        self.transport = NatsTransport(url, timeout)
         self._bridge: Bridge | None = None
         self._pid = os.getpid()
         self._child_opening: tuple[int, anyio.Event] | None = None

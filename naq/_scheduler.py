@@ -32,7 +32,7 @@ from ._connection import Connection
 from ._record import JobStatus, encode_record
 from ._schedules import Schedule, ScheduleStatus, decode_schedule, encode_schedule, fire
 from ._serializers import get_serializer
-from ._settings import default_url
+from ._settings import ConnectOptions, resolve_connect_options
 from ._time import utcnow
 from ._transport._schedules import Fire, ScheduleStore, schedule_store
 
@@ -57,8 +57,10 @@ class Scheduler:
         name: str | None = None,
         batch: int = 512,
         max_wait: float = 0.5,
+        connect_options: ConnectOptions | None = None,
     ) -> None:
-        self.url = url or default_url()
+        self.connect_options = resolve_connect_options(url, connect_options)
+        self.url = self.connect_options.url
         self.id = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         self.batch = batch
         self.max_wait = max_wait
@@ -74,7 +76,7 @@ class Scheduler:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Fire due runs until :meth:`stop`; ``task_status.started()`` once it has its view."""
-        connection = Connection(self.url, get_serializer("json"))
+        connection = Connection(self.connect_options, get_serializer("json"))
         await connection.open()
         store = schedule_store(connection.transport)
         try:

@@ -23,12 +23,13 @@ from loguru import logger
 from ._connection import Connection
 from ._dispatch import DispatchQueue
 from ._errors import ConfigurationError
+from ._heartbeat import WorkerStats, heartbeat_loop
 from ._lifecycle import dependency_results, jobs_ended
 from ._record import JobRecord
 from ._runner import JobRunner, Update, settlements
 from ._scheduling import claim_fired_run
 from ._serializers import Serializer, get_serializer
-from ._settings import default_url
+from ._settings import ConnectOptions, resolve_connect_options
 from ._transport import Delivery, check_queue_name
 
 __all__ = ["Worker"]
@@ -45,6 +46,9 @@ class Worker:
     alive well within it. A message delivered more than ``max_deliveries`` times without
     an outcome (a job that keeps killing its worker) is dead-lettered. ``poll_interval``
     bounds each idle fetch, and so how long :meth:`stop` takes when there is no work.
+    ``connect_options`` (servers, credentials, TLS) defaults to the ``NAQ_*`` environment,
+    with ``url`` replacing its servers. Every ``heartbeat_interval`` seconds the worker
+    publishes its state and counters (``stats``) for ``naq list-workers``.
     With ``burst=True`` the worker runs what is queued, including jobs that become due or
     are released by the ones it runs, and returns once its queues and itself are idle.
     """
@@ -61,6 +65,8 @@ class Worker:
         poll_interval: float = 0.5,
         name: str | None = None,
         burst: bool = False,
+        connect_options: ConnectOptions | None = None,
+        heartbeat_interval: float = 5.0,
     ) -> None:
         if isinstance(queues, str):
             queues = [queues]
@@ -70,8 +76,11 @@ class Worker:
             raise ConfigurationError(f"concurrency must be >= 1, got {concurrency}")
         if ack_wait < 1:
             raise ConfigurationError(f"ack_wait must be >= 1 second, got {ack_wait}")
+        if heartbeat_interval <= 0:
+            raise ConfigurationError(f"heartbeat_interval must be > 0, got {heartbeat_interval}")
         self.queues = [check_queue_name(q) for q in queues]
-        self.url = url or default_url()
+        self.connect_options = resolve_connect_options(url, connect_options)
+        self.url = self.connect_options.url
         self.concurrency = concurrency
         self.serializer = get_serializer(serializer)
         self.ack_wait = float(ack_wait)
@@ -80,20 +89,35 @@ class Worker:
         self.burst = burst
         self.processed = 0
         self.id = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+        self.heartbeat_interval = float(heartbeat_interval)
+        self.stats = WorkerStats()
+        self._jobs_scope: anyio.CancelScope | None = None
+        self._grace: float | None = None
         self._in_flight: set[Delivery] = set()
         self._idle_waits: set[anyio.CancelScope] = set()
         self._stop_requested = False
         self._connection: Connection | None = None
 
-    def stop(self) -> None:
+    def stop(self, grace: float | None = None) -> None:
         """Stop fetching; jobs already running finish and are settled, then ``run`` returns.
 
         An open pull request runs out first (within ``poll_interval``) and the jobs it
-        brings run too, so no delivered message is left waiting for its ack wait.
+        brings run too, so no delivered message is left waiting for its ack wait. With
+        ``grace``, jobs still running ``grace`` seconds from now are cancelled and their
+        messages handed back for immediate redelivery to another worker. Call it from the
+        worker's own event loop thread.
         """
         self._stop_requested = True
         for scope in list(self._idle_waits):
             scope.cancel()
+        if grace is not None:
+            self._grace = grace if self._grace is None else min(self._grace, grace)
+            if self._jobs_scope is not None:
+                self._set_grace_deadline(self._jobs_scope)
+
+    def _set_grace_deadline(self, scope: anyio.CancelScope) -> None:
+        assert self._grace is not None
+        scope.deadline = min(scope.deadline, anyio.current_time() + self._grace)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Process jobs until :meth:`stop` is called or the task is cancelled.
@@ -101,7 +125,7 @@ class Worker:
         Calls ``task_status.started()`` once connected and consuming. On cancellation the
         messages of unfinished jobs are handed back for immediate redelivery.
         """
-        connection = Connection(self.url, self.serializer)
+        connection = Connection(self.connect_options, self.serializer)
         await connection.open()
         self._connection = connection
         self._jobs = JobRunner(
@@ -119,6 +143,7 @@ class Worker:
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(10):
                 if self._in_flight:
+                    logger.info("handing back {} unfinished job(s)", len(self._in_flight))
                     await connection.call(connection.transport.hand_back, list(self._in_flight))
                     self._in_flight.clear()
                 await connection.close()
@@ -131,12 +156,16 @@ class Worker:
         async with anyio.create_task_group() as service:
             service.start_soon(self._keep_alive_loop)
             service.start_soon(self._cancel_notice_loop)
+            await service.start(self._heartbeat)
             async with anyio.create_task_group() as core:
                 core.start_soon(self._settle_loop, receive)
                 # Exits in reverse: fetch loops end and close ``dispatch``, runners finish
                 # their jobs, then ``send`` closes and the settle loop drains what is left.
                 dispatch = DispatchQueue[tuple[Delivery, str]]()
                 async with send, anyio.create_task_group() as runners:
+                    self._jobs_scope = runners.cancel_scope  # its deadline is the grace
+                    if self._grace is not None:
+                        self._set_grace_deadline(runners.cancel_scope)
                     for _ in range(self.concurrency):
                         runners.start_soon(self._run_jobs, dispatch, slots, limiter, send)
                     try:
@@ -213,10 +242,13 @@ class Worker:
                 delivery, queue = await dispatch.get()
             except anyio.EndOfStream:
                 return
+            self.stats.running += 1
             try:
                 update = await self._jobs.run(delivery, queue, limiter, send.send_nowait)
             finally:
                 slots.release()
+                self.stats.running -= 1
+            self.stats.job_ended(queue, ok=update.nak_delay is None and update.dead_reason is None)
             send.send_nowait(update)
 
     async def _settle_loop(self, receive: MemoryObjectReceiveStream[Update]) -> None:
@@ -277,6 +309,20 @@ class Worker:
         while True:
             for job_id in await connection.call(transport.next_cancel_notices, notices):
                 self._jobs.cancel(job_id)
+
+    async def _heartbeat(self, *, task_status: TaskStatus[None]) -> None:
+        """Publish this worker's state for ``naq list-workers`` (the first beat before start)."""
+        assert self._connection is not None
+        await heartbeat_loop(
+            self._connection,
+            worker_id=self.id,
+            queues=self.queues,
+            concurrency=self.concurrency,
+            interval=self.heartbeat_interval,
+            stats=self.stats,
+            stopping=lambda: self._stop_requested,
+            task_status=task_status,
+        )
 
     async def _keep_alive_loop(self) -> None:
         connection = self._connection

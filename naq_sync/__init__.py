@@ -12,6 +12,7 @@ gives an explicit one.
 from naq import (
     Call,
     ConfigurationError,
+    ConnectOptions,
     EnqueueError,
     JobFailed,
     JobNotFound,
@@ -34,6 +35,7 @@ __all__ = [
     "Call",
     "Client",
     "ConfigurationError",
+    "ConnectOptions",
     "EnqueueError",
     "EventStream",
     "Job",

@@ -166,3 +166,17 @@ def socket_connection(port: int):
     conn = socket.create_connection(("127.0.0.1", port))
     conn.sendall(b"started")
     return conn
+
+
+def signal_then_sleep_once(port: int, marker: str, seconds: float, value: object = "done"):
+    """Signal the test on ``port``, then sleep ``seconds`` on the first run only (a sync job)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.sendall(b"started")
+    path = Path(marker)
+    first = not path.exists()
+    path.touch()
+    if first:
+        time.sleep(seconds)
+    return value

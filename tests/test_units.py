@@ -101,12 +101,13 @@ class TestSerializers:
 def test_public_api_is_pinned():
     assert sorted(naq.__all__) == sorted(
         [
-            "Call", "Client", "ConfigurationError", "DeadLetter", "EnqueueError", "ErrorInfo",
-            "Event", "EventStream", "Job", "JobCanceled", "JobContext", "JobFailed",
-            "JobNotFound", "JobRecord", "JobStatus", "JsonSerializer", "NaqConnectionError",
-            "NaqError", "PickleSerializer", "Queue", "ResultTimeout", "Retry", "Schedule",
-            "ScheduleNotFound", "ScheduleStatus", "Scheduler", "SerializationError",
-            "Serializer", "StatusChange", "Worker", "__version__", "current_job",
+            "Admin", "Call", "Client", "ConfigurationError", "ConnectOptions", "DeadLetter",
+            "EnqueueError", "ErrorInfo", "Event", "EventStream", "Job", "JobCanceled",
+            "JobContext", "JobFailed", "JobNotFound", "JobRecord", "JobStatus",
+            "JsonSerializer", "NaqConnectionError", "NaqError", "PickleSerializer", "Queue",
+            "QueueInfo", "ResultTimeout", "Retry", "Schedule", "ScheduleNotFound",
+            "ScheduleStatus", "Scheduler", "SerializationError", "Serializer", "StatusChange",
+            "Worker", "WorkerInfo", "__version__", "current_job",
         ]
     )  # fmt: skip
     for name in naq.__all__:

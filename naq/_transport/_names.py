@@ -13,6 +13,7 @@ __all__ = [
     "JOBS_BUCKET",
     "JOBS_BUCKET_STREAM",
     "JOBS_STREAM",
+    "WORKERS_BUCKET",
     "any_record_subject",
     "cancel_subject",
     "check_job_id",
@@ -23,6 +24,7 @@ __all__ = [
     "job_subject",
     "jobs_stream_subjects",
     "queue_filters",
+    "queue_of_consumer",
     "queue_records_subject",
     "queue_subject",
     "queued_job_subject",
@@ -37,6 +39,8 @@ JOBS_BUCKET_STREAM = f"KV_{JOBS_BUCKET}"
 DEPS_BUCKET = "naq_deps"
 """KV bucket of dependency edges, keyed ``<dependency id>.<dependent id>``."""
 DEPS_BUCKET_STREAM = f"KV_{DEPS_BUCKET}"
+WORKERS_BUCKET = "naq_workers"
+"""KV bucket of worker heartbeats, keyed by worker id; each entry expires with its TTL."""
 DEAD_STREAM = "NAQ_DEAD"
 """Dead letters: ``naq.dead.<queue>.<job id>``, the original message plus ``Naq-Reason``."""
 
@@ -117,3 +121,8 @@ def cancel_subject(job_id: str) -> str:
 
 def consumer_name(queue: str) -> str:
     return f"naq_{queue}"
+
+
+def queue_of_consumer(name: str) -> str | None:
+    """The queue a consumer serves, when it is one of naq's queue consumers."""
+    return name[4:] if name.startswith("naq_") and _TOKEN.match(name[4:]) else None

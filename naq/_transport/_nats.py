@@ -21,7 +21,8 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from .._errors import NaqConnectionError, NaqError, SerializationError
-from .._settings import DEFAULT_TIMEOUT
+from .._settings import DEFAULT_TIMEOUT, ConnectOptions
+from ._connect import nats_connect_kwargs
 from ._lifecycle import LifecycleMixin
 from ._link import Link, LinkEvent
 from ._names import (
@@ -140,10 +141,13 @@ class NatsTransport(LifecycleMixin):
     restart through ``Link``; the worker's own calls are not changed by it.
     """
 
-    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.url = url
+    def __init__(self, options: ConnectOptions | str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        if isinstance(options, str):
+            options = ConnectOptions(servers=options)
+        self.options = options
+        self.url = options.url
         self.timeout = timeout
-        self._link = Link(url, timeout)
+        self._link = Link(self.url, timeout)
         self._nc: NatsClient | None = None
         self._js: Any = None
         self._publisher: AckedPublisher | None = None
@@ -154,9 +158,10 @@ class NatsTransport(LifecycleMixin):
 
     async def connect(self) -> None:
         """Connect and make sure naq's streams and bucket exist (idempotent)."""
+        connect_kwargs = nats_connect_kwargs(self.options)
         try:
             self._nc = await nats.connect(
-                self.url,
+                **connect_kwargs,
                 name="naq",
                 max_reconnect_attempts=1,  # a server that is not there fails fast at start
                 connect_timeout=5,
@@ -270,6 +275,8 @@ class NatsTransport(LifecycleMixin):
                 await self._js.update_stream(info.config.evolve(allow_direct=True))
 
     async def _on_error(self, exc: Exception) -> None:
+        if self._nc is None:
+            return  # connecting: the failure is raised to the caller as NaqConnectionError
         logger.warning("NATS error on {}: {!r}", self.url, exc)
 
     async def _on_disconnected(self) -> None:
@@ -453,12 +460,15 @@ class NatsTransport(LifecycleMixin):
             await delivery.handle.in_progress()
 
     async def hand_back(self, deliveries: Sequence[Delivery]) -> None:
-        """Return messages (and any delivered but not fetched) for immediate redelivery."""
+        """Return messages (and any delivered but not fetched) for immediate redelivery.
+
+        Consumers stop receiving first, so an open pull request cannot take them back.
+        """
+        buffered = [msg for consumer in self._consumers.values() for msg in await consumer.close()]
         for delivery in deliveries:
             await delivery.handle.nak()
-        for consumer in self._consumers.values():
-            for msg in consumer.take_buffered():
-                await msg.nak()
+        for msg in buffered:
+            await msg.nak()
         await self._nc.flush()
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[BaseException | None]:

@@ -16,6 +16,7 @@ import time
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 __all__ = ["PullConsumer"]
 
@@ -30,6 +31,7 @@ class PullConsumer:
         self._nc = nc
         self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
         self._inbox = ""
+        self._sub: Subscription | None = None
         self._buffer: collections.deque[Msg] = collections.deque()
         self._owed = 0
         self._request_ends = 0.0
@@ -37,7 +39,7 @@ class PullConsumer:
 
     async def start(self) -> None:
         self._inbox = self._nc.new_inbox()
-        await self._nc.subscribe(self._inbox, cb=self._on_message)
+        self._sub = await self._nc.subscribe(self._inbox, cb=self._on_message)
 
     async def fetch(self, want: int, timeout: float) -> tuple[list[Msg], int]:
         """Up to ``want`` messages, and how many the open request may still deliver.
@@ -67,6 +69,17 @@ class PullConsumer:
         taken = list(self._buffer)
         self._buffer.clear()
         return taken
+
+    async def close(self) -> list[Msg]:
+        """Stop receiving, then return what was delivered but not yet fetched.
+
+        The server drops an open pull request whose inbox has no interest left, so a
+        message handed back after this is not redelivered to this stopping consumer.
+        """
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+            self._sub = None
+        return self.take_buffered()
 
     async def _on_message(self, msg: Msg) -> None:
         status = (msg.headers or {}).get("Status")

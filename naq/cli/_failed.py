@@ -11,10 +11,12 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from ._client import Client
-from ._dead_letters import DeadLetter
-from ._errors import ConfigurationError
-from ._settings import DEFAULT_URL
+from .._client import Client
+from .._dead_letters import DeadLetter
+from .._errors import ConfigurationError
+from .._settings import ConnectOptions
+from . import app
+from ._common import naq_command
 
 __all__ = ["failed_app"]
 
@@ -23,7 +25,6 @@ failed_app = typer.Typer(
     no_args_is_help=True,
 )
 
-UrlOption = Annotated[str, typer.Option("--url", envvar="NAQ_NATS_URL", help="NATS server URL.")]
 QueueOption = Annotated[str | None, typer.Option("--queue", help="Only this queue.")]
 
 
@@ -39,20 +40,20 @@ def _as_json(letter: DeadLetter) -> dict[str, object]:
     }
 
 
-async def _letters(url: str, queue: str | None, limit: int) -> list[DeadLetter]:
-    async with Client(url) as client:
+async def _letters(options: ConnectOptions, queue: str | None, limit: int) -> list[DeadLetter]:
+    async with Client(connect_options=options) as client:
         return await client.dead_letters(queue, limit)
 
 
-@failed_app.command("list")
+@naq_command(failed_app, "list")
 def list_failed(
-    url: UrlOption = DEFAULT_URL,
+    options: ConnectOptions,
     queue: QueueOption = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 1000,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines for scripts.")] = False,
 ) -> None:
     """List dead letters, oldest first."""
-    letters = anyio.run(_letters, url, queue, limit)
+    letters = anyio.run(_letters, options, queue, limit)
     if as_json:
         typer.echo(json.dumps([_as_json(letter) for letter in letters], indent=2))
         return
@@ -66,17 +67,19 @@ def list_failed(
     typer.echo(f"{len(letters)} dead letter(s)")
 
 
-def _targets(url: str, ids: list[str] | None, every: bool, queue: str | None) -> list[str]:
+def _targets(
+    options: ConnectOptions, ids: list[str] | None, every: bool, queue: str | None
+) -> list[str]:
     if bool(ids) == every:
         raise ConfigurationError("name job ids, or pass --all (not both)")
     if ids:
         return ids
-    return [letter.job_id for letter in anyio.run(_letters, url, queue, 1_000_000)]
+    return [letter.job_id for letter in anyio.run(_letters, options, queue, 1_000_000)]
 
 
-async def _each(url: str, action: str, job_ids: list[str]) -> int:
+async def _each(options: ConnectOptions, action: str, job_ids: list[str]) -> int:
     done = 0
-    async with Client(url) as client:
+    async with Client(connect_options=options) as client:
         for job_id in track(job_ids, description=f"{action}...", transient=True):
             if action == "requeue":
                 await client.requeue_dead_letter(job_id)
@@ -86,25 +89,28 @@ async def _each(url: str, action: str, job_ids: list[str]) -> int:
     return done
 
 
-@failed_app.command("requeue")
+@naq_command(failed_app, "requeue")
 def requeue_failed(
+    options: ConnectOptions,
     job_ids: Annotated[list[str] | None, typer.Argument(help="Job ids.")] = None,
     every: Annotated[bool, typer.Option("--all", help="Every dead letter.")] = False,
     queue: QueueOption = None,
-    url: UrlOption = DEFAULT_URL,
 ) -> None:
     """Enqueue dead-lettered jobs again (attempts start over)."""
-    targets = _targets(url, job_ids, every, queue)
-    typer.echo(f"requeued {anyio.run(_each, url, 'requeue', targets)} job(s)")
+    targets = _targets(options, job_ids, every, queue)
+    typer.echo(f"requeued {anyio.run(_each, options, 'requeue', targets)} job(s)")
 
 
-@failed_app.command("delete")
+@naq_command(failed_app, "delete")
 def delete_failed(
+    options: ConnectOptions,
     job_ids: Annotated[list[str] | None, typer.Argument(help="Job ids.")] = None,
     every: Annotated[bool, typer.Option("--all", help="Every dead letter.")] = False,
     queue: QueueOption = None,
-    url: UrlOption = DEFAULT_URL,
 ) -> None:
     """Drop dead letters."""
-    targets = _targets(url, job_ids, every, queue)
-    typer.echo(f"deleted {anyio.run(_each, url, 'delete', targets)} dead letter(s)")
+    targets = _targets(options, job_ids, every, queue)
+    typer.echo(f"deleted {anyio.run(_each, options, 'delete', targets)} dead letter(s)")
+
+
+app.add_typer(failed_app, name="failed")

@@ -1,16 +1,24 @@
-"""What ``naq list-scheduled`` and ``naq job-control`` do, kept out of cli.py's parsing."""
+"""``naq scheduler``, ``naq list-scheduled`` and ``naq job-control``."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Annotated
 
-from ._client import Client
-from ._errors import ConfigurationError, ScheduleNotFound
-from ._schedules import Schedule
-from ._time import as_utc
+import anyio
+import typer
 
-__all__ = ["ACTIONS", "job_control", "list_scheduled", "schedules_table"]
+from .._client import Client
+from .._errors import ConfigurationError, ScheduleNotFound
+from .._scheduler import Scheduler
+from .._schedules import Schedule
+from .._settings import ConnectOptions
+from .._time import as_utc
+from . import Backend, app, run_until_signalled
+from ._common import naq_command
+
+__all__ = ["ACTIONS", "schedules_table"]
 
 ACTIONS = ("cancel", "pause", "resume", "reschedule")
 
@@ -53,16 +61,18 @@ def _as_json(schedule: Schedule) -> dict[str, object]:
     }
 
 
-async def list_scheduled(url: str, status: str | None, queue: str | None, as_json: bool) -> str:
-    async with Client(url) as client:
+async def _list_scheduled(
+    options: ConnectOptions, status: str | None, queue: str | None, as_json: bool
+) -> str:
+    async with Client(connect_options=options) as client:
         schedules = await client.list_schedules(status=status, queue=queue)
     if as_json:
         return json.dumps([_as_json(s) for s in schedules], indent=2)
     return schedules_table(schedules)
 
 
-async def job_control(
-    url: str,
+async def _job_control(
+    options: ConnectOptions,
     target: str,
     action: str,
     cron: str | None,
@@ -73,7 +83,7 @@ async def job_control(
         raise ConfigurationError(f"unknown action {action!r}: use one of {', '.join(ACTIONS)}")
     if action != "reschedule" and (cron or interval or at):
         raise ConfigurationError("--cron, --interval and --at go with 'reschedule' only")
-    async with Client(url) as client:
+    async with Client(connect_options=options) as client:
         if action == "cancel":
             try:
                 schedule = await client.cancel_schedule(target)
@@ -90,3 +100,38 @@ async def job_control(
     return f"{schedule.id}: {schedule.status.value}, {schedule.describe()}, next run " + (
         _when(schedule.next_run) + " UTC" if schedule.next_run else "none"
     )
+
+
+@naq_command(app)
+def scheduler(
+    options: ConnectOptions,
+    backend: Annotated[Backend, typer.Option(help="Event loop to run on.")] = Backend.asyncio,
+) -> None:
+    """Enqueue due runs of schedules on servers without message schedules (safe to run many)."""
+    anyio.run(run_until_signalled, Scheduler(connect_options=options), backend=backend.value)
+
+
+@naq_command(app, "list-scheduled")
+def list_scheduled(
+    options: ConnectOptions,
+    status: Annotated[
+        str | None, typer.Option(help="active, paused, completed or canceled.")
+    ] = None,
+    queue: Annotated[str | None, typer.Option(help="Only this queue.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+) -> None:
+    """List schedules and delayed jobs: id, function, schedule, next run, status, runs."""
+    typer.echo(anyio.run(_list_scheduled, options, status, queue, as_json))
+
+
+@naq_command(app, "job-control")
+def job_control(
+    options: ConnectOptions,
+    target: Annotated[str, typer.Argument(help="Schedule id or job id.")],
+    action: Annotated[str, typer.Argument(help="cancel, pause, resume or reschedule.")],
+    cron: Annotated[str | None, typer.Option(help="New cron expression.")] = None,
+    interval: Annotated[float | None, typer.Option(help="New interval in seconds.")] = None,
+    at: Annotated[datetime | None, typer.Option(help="New time (ISO 8601; naive is UTC).")] = None,
+) -> None:
+    """Cancel, pause, resume or reschedule a schedule; or cancel a job."""
+    typer.echo(anyio.run(_job_control, options, target, action, cron, interval, at))
