@@ -28,13 +28,14 @@ from ._names import (
     DEPS_BUCKET,
     JOBS_BUCKET,
     JOBS_STREAM,
-    any_record_subject,
+    STORED_RECORDS,
     consumer_name,
     dead_subject,
     job_subject,
     jobs_stream_subjects,
     queue_filters,
     record_subject,
+    stored_record_subject,
 )
 from ._publisher import AckedPublisher, PublishError
 from ._pull import PullConsumer
@@ -188,7 +189,12 @@ class NatsTransport(LifecycleMixin):
                     storage=api.StorageType.FILE,
                 )
             )
-            await self._ensure_bucket(JOBS_BUCKET)
+            await self._ensure_bucket(
+                JOBS_BUCKET,
+                # Waiters and event listeners hear of a record write only once it is
+                # stored, so a read that follows a wake-up never sees an older record.
+                api.RePublish(src=f"$KV.{JOBS_BUCKET}.>", dest=f"{STORED_RECORDS}.>"),
+            )
             await self._ensure_bucket(DEPS_BUCKET)
         except (
             nats.js.errors.ServiceUnavailableError,
@@ -228,19 +234,25 @@ class NatsTransport(LifecycleMixin):
                     )
                 )
 
-    async def _ensure_bucket(self, bucket: str) -> None:
-        """A KV bucket with direct get on: records are read by wildcard subject."""
+    async def _ensure_bucket(self, bucket: str, republish: api.RePublish | None = None) -> None:
+        """A KV bucket with direct get on (records are read by wildcard subject)."""
         config = api.KeyValueConfig(
-            bucket=bucket, history=1, storage=api.StorageType.FILE, direct=True
+            bucket=bucket,
+            history=1,
+            storage=api.StorageType.FILE,
+            direct=True,
+            republish=republish,
         )
         try:
             await self._js.create_key_value(config)
         except nats.js.errors.BadRequestError as exc:
             if exc.err_code != _STREAM_EXISTS:
                 raise
-            info = await self._js.stream_info(f"KV_{bucket}")
-            if not info.config.allow_direct:
-                await self._js.update_stream(info.config.evolve(allow_direct=True))
+            current = (await self._js.stream_info(f"KV_{bucket}")).config
+            if not current.allow_direct or (republish and current.republish is None):
+                await self._js.update_stream(
+                    current.evolve(allow_direct=True, republish=republish or current.republish)
+                )
 
     async def _on_error(self, exc: Exception) -> None:
         if self._nc is None:
@@ -331,7 +343,7 @@ class NatsTransport(LifecycleMixin):
         the read and the wait is still seen: the caller is woken by the write, never polls.
         Raises TimeoutError after ``timeout`` seconds.
         """
-        sub = await self._nc.subscribe(any_record_subject(job_id))
+        sub = await self._nc.subscribe(stored_record_subject("*", job_id))
         try:
             async with asyncio.timeout(timeout):
                 current = await self.get_record(job_id)
@@ -390,10 +402,11 @@ class NatsTransport(LifecycleMixin):
         Consumers stop receiving first, so an open pull request cannot take them back.
         """
         buffered = [msg for consumer in self._consumers.values() for msg in await consumer.close()]
-        for delivery in deliveries:
-            await delivery.handle.nak()
-        for msg in buffered:
-            await msg.nak()
+        for msg in [d.handle for d in deliveries] + buffered:
+            try:
+                await msg.nak()
+            except nats.js.errors.MsgAlreadyAckdError:
+                continue  # settled while the worker was being cancelled: nothing to hand back
         await self._nc.flush()
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[BaseException | None]:
