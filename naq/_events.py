@@ -58,7 +58,7 @@ class EventStream:
     def __init__(self, connection: Connection, job_id: str | None, queue: str | None) -> None:
         self._connection = connection
         self._subjects = [
-            names.record_subject(queue or "*", job_id or "*"),
+            names.stored_record_subject(queue or "*", job_id or "*"),
             names.job_subject(queue or "*", job_id or "*"),
         ]
         self._handle: object | None = None

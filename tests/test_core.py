@@ -251,3 +251,13 @@ async def test_drain_runs_a_queue_in_process(client, queue_name):
     assert await client.drain(queue_name) == 20
     assert [await h.result(timeout=1) for h in handles] == [i + 1 for i in range(20)]
     assert await client.drain(queue_name) == 0
+
+
+async def test_status_read_after_result_is_never_older(client, nats_url, queue_name):
+    # A waiter is woken only once the outcome is stored, so a read right after agrees.
+    async with running_worker(nats_url, [queue_name], concurrency=20):
+        handles = await client.enqueue_many([naq.Call(jobs.add, (i, i)) for i in range(100)],
+                                            queue=queue_name)  # fmt: skip
+        for job in handles:
+            await job.result(timeout=20)
+            assert await job.get_status() is naq.JobStatus.FINISHED

@@ -89,11 +89,11 @@ async def test_run_missed_while_server_down_fires_once(tmp_path, queue_name, eng
                 return (await client.fetch_schedule(schedule.id)).runs >= n
 
             await until(lambda: runs_at_least(2))
-            down_at = utcnow()
             server.stop()
+            down_at = utcnow()  # surely down from here (stopping can take a while under load)
             await anyio.sleep(3.5)  # the outage itself: three slots pass with nothing up
+            up_at = utcnow()  # surely still down until here
             server.start()
-            up_at = utcnow()
             before = (await client.fetch_schedule(schedule.id)).runs
             await until(lambda: runs_at_least(before + 2), timeout=60)
             await client.cancel_schedule(schedule.id)

@@ -13,6 +13,7 @@ __all__ = [
     "JOBS_BUCKET",
     "JOBS_BUCKET_STREAM",
     "JOBS_STREAM",
+    "STORED_RECORDS",
     "WORKERS_BUCKET",
     "any_record_subject",
     "cancel_subject",
@@ -29,6 +30,7 @@ __all__ = [
     "queue_subject",
     "queued_job_subject",
     "record_subject",
+    "stored_record_subject",
 ]
 
 JOBS_STREAM = "NAQ_JOBS"
@@ -98,6 +100,15 @@ def dead_subject(queue: str, job_id: str) -> str:
 def record_subject(queue: str, job_id: str) -> str:
     """A job's record: keyed by queue too, so a queue's records can be watched or listed."""
     return f"$KV.{JOBS_BUCKET}.{queue}.{job_id}"
+
+
+STORED_RECORDS = "naq.records"
+"""Prefix the server republishes record writes under once they are stored."""
+
+
+def stored_record_subject(queue: str, job_id: str) -> str:
+    """Where the server republishes a record write once it is stored (wake-ups, events)."""
+    return f"{STORED_RECORDS}.{queue}.{job_id}"
 
 
 def any_record_subject(job_id: str) -> str:

@@ -30,13 +30,14 @@ from ._names import (
     DEPS_BUCKET,
     JOBS_BUCKET,
     JOBS_STREAM,
-    any_record_subject,
+    STORED_RECORDS,
     consumer_name,
     dead_subject,
     job_subject,
     jobs_stream_subjects,
     queue_filters,
     record_subject,
+    stored_record_subject,
 )
 from ._publisher import AckedPublisher, PublishError
 from ._pull import PullConsumer
@@ -46,8 +47,6 @@ __all__ = ["ACK_TIMEOUT", "Delivery", "NatsTransport", "OutgoingJob", "Settlemen
 ACK_TIMEOUT = 10.0
 """Seconds to wait for JetStream to confirm a publish before counting it as failed."""
 
-_RECHECK_AFTER = 0.5
-"""Seconds into a record wait at which the record is read once more (see ``wait_record``)."""
 _STREAM_EXISTS = 10058  # JetStream: stream name already in use with a different configuration
 
 
@@ -199,7 +198,12 @@ class NatsTransport(LifecycleMixin):
                     storage=api.StorageType.FILE,
                 )
             )
-            await self._ensure_bucket(JOBS_BUCKET)
+            await self._ensure_bucket(
+                JOBS_BUCKET,
+                # Waiters and event listeners hear of a record write only once it is
+                # stored, so a read that follows a wake-up never sees an older record.
+                api.RePublish(src=f"$KV.{JOBS_BUCKET}.>", dest=f"{STORED_RECORDS}.>"),
+            )
             await self._ensure_bucket(DEPS_BUCKET)
         except (
             nats.js.errors.ServiceUnavailableError,
@@ -260,19 +264,25 @@ class NatsTransport(LifecycleMixin):
                     )
                 )
 
-    async def _ensure_bucket(self, bucket: str) -> None:
-        """A KV bucket with direct get on: records are read by wildcard subject."""
+    async def _ensure_bucket(self, bucket: str, republish: api.RePublish | None = None) -> None:
+        """A KV bucket with direct get on (records are read by wildcard subject)."""
         config = api.KeyValueConfig(
-            bucket=bucket, history=1, storage=api.StorageType.FILE, direct=True
+            bucket=bucket,
+            history=1,
+            storage=api.StorageType.FILE,
+            direct=True,
+            republish=republish,
         )
         try:
             await self._js.create_key_value(config)
         except nats.js.errors.BadRequestError as exc:
             if exc.err_code != _STREAM_EXISTS:
                 raise
-            info = await self._js.stream_info(f"KV_{bucket}")
-            if not info.config.allow_direct:
-                await self._js.update_stream(info.config.evolve(allow_direct=True))
+            current = (await self._js.stream_info(f"KV_{bucket}")).config
+            if not current.allow_direct or (republish and current.republish is None):
+                await self._js.update_stream(
+                    current.evolve(allow_direct=True, republish=republish or current.republish)
+                )
 
     async def _on_error(self, exc: Exception) -> None:
         if self._nc is None:
@@ -380,22 +390,19 @@ class NatsTransport(LifecycleMixin):
     ) -> bytes | None:
         """Wait until the record satisfies ``done``; None if the job has no record.
 
-        Subscribes to the record's subject before reading it, so an update landing between
-        the read and the wait is still seen: the caller is woken by the write, never polls.
-        Two reads more close the gaps that a subscription leaves: one ``_RECHECK_AFTER``
-        into the wait, for a write the server had fanned out just before the subscription
-        but not yet stored when it was read (it happens under load); and one after each
-        reconnect, for writes made while the connection was down. The first read always
-        happens: ``timeout=0`` answers "is it done now?". Raises TimeoutError after
-        ``timeout`` seconds, NaqConnectionError if the connection is down by then.
+        Subscribes to the subject where the record is republished once stored, before
+        reading it, so an update landing between the read and the wait is still seen: the
+        caller is woken by the write, never polls. Updates republished while the connection
+        was down are missed, so the record is read again after each reconnect. The first
+        read always happens: ``timeout=0`` answers "is it done now?". Raises TimeoutError
+        after ``timeout`` seconds, NaqConnectionError if the connection is down by then.
         """
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         what = f"waiting for job {job_id}"
         with self._link.watch() as events:
-            recheck = loop.call_later(_RECHECK_AFTER, events.put_nowait, LinkEvent.READ_AGAIN)
             try:
-                sub = await self._nc.subscribe(any_record_subject(job_id), cb=events.put)
+                sub = await self._nc.subscribe(stored_record_subject("*", job_id), cb=events.put)
             except nats.errors.ConnectionClosedError as exc:
                 raise NaqConnectionError(f"{what}: the connection to {self.url} is closed") from exc
             try:
@@ -408,7 +415,6 @@ class NatsTransport(LifecycleMixin):
                         current = event.data
                 return current
             finally:
-                recheck.cancel()
                 if not self._nc.is_closed:
                     await sub.unsubscribe()
 
@@ -465,10 +471,11 @@ class NatsTransport(LifecycleMixin):
         Consumers stop receiving first, so an open pull request cannot take them back.
         """
         buffered = [msg for consumer in self._consumers.values() for msg in await consumer.close()]
-        for delivery in deliveries:
-            await delivery.handle.nak()
-        for msg in buffered:
-            await msg.nak()
+        for msg in [d.handle for d in deliveries] + buffered:
+            try:
+                await msg.nak()
+            except nats.js.errors.MsgAlreadyAckdError:
+                continue  # settled while the worker was being cancelled: nothing to hand back
         await self._nc.flush()
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[BaseException | None]:
