@@ -168,3 +168,11 @@ def test_parse_auth():
     for bad in ("nouser", ":p", "u:"):
         with pytest.raises(naq.ConfigurationError):
             parse_auth(bad)
+
+
+def test_loopback_detection_for_the_auth_warning():
+    from naq.cli._dashboard import bind_address, is_loopback
+
+    assert all(is_loopback(h) for h in ("127.0.0.1", "::1", "[::1]", "localhost"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "192.168.1.2", "example.com"))
+    assert bind_address("::1", 80) == "[::1]:80"
