@@ -183,16 +183,28 @@ def server(
 def _dev_extras(url: str) -> list[tuple[str, str]]:
     """Hook for ``naq dev``: (name, where) of the optional services it also runs.
 
-    The scheduler and the dashboard do not exist yet; when they land, start them in
-    ``_dev_services`` beside the worker and describe them here.
+    Start them in ``_dev_services`` beside the worker and describe them here.
     """
     del url
+    from ._dashboard import dashboard_available, dev_dashboard_port
+
+    if dashboard_available():
+        return [("dashboard", f"http://localhost:{dev_dashboard_port()}/")]
     return []
 
 
 async def _dev_services(worker: Worker, grace: float) -> None:
     """Everything ``naq dev`` runs on one event loop; Ctrl-C stops all of it."""
-    await run_until_signalled(worker, grace)
+    from ._dashboard import dashboard_available, dev_dashboard
+
+    if not dashboard_available():
+        await run_until_signalled(worker, grace)
+        return
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(dev_dashboard, worker.url, stop)
+        await run_until_signalled(worker, grace)
+        stop.set()
 
 
 @naq_command(app, connects=False)
@@ -231,7 +243,7 @@ def dev(
     _exit_without_waiting_for_job_threads()
 
 
-from . import _failed, _jobs, _ops, _schedules  # noqa: E402, F401 - register their commands
+from . import _dashboard, _failed, _jobs, _ops, _schedules  # noqa: E402, F401 - register their commands
 
 
 def main() -> None:

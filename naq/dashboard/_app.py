@@ -1,0 +1,264 @@
+"""The dashboard's ASGI app: HTML pages (rendered once, then kept live by static/app.js)
+and the JSON API under ``/api/`` they poll and post to."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp
+
+from .. import __version__
+from .._admin import Admin
+from .._client import Client
+from .._errors import JobNotFound, NaqError, ScheduleNotFound
+from .._settings import ConnectOptions
+from ._data import (
+    dead_letter_json,
+    job_json,
+    job_summary,
+    queue_json,
+    schedule_json,
+    worker_json,
+)
+from ._recent import RecentJobs
+from ._security import BasicAuth, csrf_problem
+
+__all__ = ["create_app"]
+
+_HERE = Path(__file__).parent
+_FAILURES_ON_OVERVIEW = 20
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class _State:
+    """What the routes share: the client (set at startup), recent jobs, the CSRF token."""
+
+    def __init__(self) -> None:
+        self.client: Client | None = None
+        self.recent = RecentJobs()
+        self.csrf_token = secrets.token_urlsafe(32)
+
+    @property
+    def connected(self) -> Client:
+        if self.client is None:
+            raise HTTPException(503, "the dashboard is not connected yet")
+        return self.client
+
+
+def create_app(
+    client_or_options: Client | ConnectOptions | str | None = None,
+    auth: tuple[str, str] | None = None,
+) -> ASGIApp:
+    """The dashboard as an ASGI app.
+
+    Give it a connected ``Client`` (used as is), or ``ConnectOptions``/a URL/None (the app
+    connects at startup and closes at shutdown). ``auth=(user, password)`` requires HTTP
+    Basic auth on every request.
+    """
+    state = _State()
+    templates = Jinja2Templates(directory=str(_HERE / "templates"))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            if isinstance(client_or_options, Client):
+                state.client = client_or_options
+            else:
+                client = (
+                    Client(connect_options=client_or_options)
+                    if isinstance(client_or_options, ConnectOptions)
+                    else Client(client_or_options)
+                )
+                state.client = await stack.enter_async_context(client)
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            await tg.start(state.recent.follow, state.client)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+                state.client = None
+
+    def page(view: str, title: str) -> Handler:
+        async def render(request: Request) -> Response:
+            arg = request.path_params.get("arg", "")
+            return templates.TemplateResponse(
+                request,
+                "page.html",
+                {
+                    "view": view,
+                    "title": title,
+                    "arg": arg,
+                    "csrf_token": state.csrf_token,
+                    "version": __version__,
+                },
+            )
+
+        return render
+
+    async def search(request: Request) -> Response:
+        job_id = request.query_params.get("id", "").strip()
+        if not job_id:
+            return RedirectResponse("/", status_code=303)
+        return RedirectResponse(request.url_for("job_page", arg=job_id), status_code=303)
+
+    # -- JSON API ---------------------------------------------------------------------
+
+    async def api_overview(request: Request) -> Response:
+        client = state.connected
+        admin = Admin(client)
+        queues = await admin.queues()
+        workers = await admin.workers()
+        failures = await client.dead_letters()
+        return JSONResponse(
+            {
+                "queues": [queue_json(q) for q in queues],
+                "workers": [worker_json(w) for w in workers],
+                "failures": [dead_letter_json(d) for d in reversed(failures)][
+                    :_FAILURES_ON_OVERVIEW
+                ],
+                "failure_count": len(failures),
+                "recent": [job_summary(r) for r in state.recent.list()],
+            }
+        )
+
+    async def api_queues(request: Request) -> Response:
+        queues = await Admin(state.connected).queues()
+        return JSONResponse([queue_json(q) for q in queues])
+
+    async def api_queue(request: Request) -> Response:
+        name = request.path_params["name"]
+        client = state.connected
+        try:
+            found = await Admin(client).queues([name])
+        except NaqError as exc:
+            raise HTTPException(400, str(exc)) from None
+        info = (
+            queue_json(found[0])
+            if found
+            else {"name": name, "pending": 0, "in_progress": 0, "throughput": 0, "workers": []}
+        )
+        failures = await client.dead_letters(queue=name)
+        return JSONResponse(
+            {
+                "queue": info,
+                "failures": [dead_letter_json(d) for d in reversed(failures)],
+                "recent": [job_summary(r) for r in state.recent.list(queue=name)],
+            }
+        )
+
+    async def api_workers(request: Request) -> Response:
+        workers = await Admin(state.connected).workers()
+        return JSONResponse([worker_json(w) for w in workers])
+
+    async def api_job(request: Request) -> Response:
+        job_id = request.path_params["job_id"]
+        try:
+            job = await state.connected.fetch_job(job_id)
+        except JobNotFound:
+            raise HTTPException(404, f"no job {job_id!r}") from None
+        except NaqError as exc:
+            raise HTTPException(400, str(exc)) from None
+        assert job.record is not None
+        return JSONResponse(job_json(job.record))
+
+    async def api_failed(request: Request) -> Response:
+        queue = request.query_params.get("queue") or None
+        try:
+            letters = await state.connected.dead_letters(queue=queue)
+        except NaqError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return JSONResponse([dead_letter_json(d) for d in reversed(letters)])
+
+    async def api_schedules(request: Request) -> Response:
+        schedules = await state.connected.list_schedules()
+        return JSONResponse([schedule_json(s) for s in schedules])
+
+    # -- actions (POST + CSRF token) --------------------------------------------------
+
+    def action(run: Callable[[Client, str], Awaitable[dict[str, Any]]], key: str) -> Handler:
+        async def handle(request: Request) -> Response:
+            problem = csrf_problem(request, state.csrf_token)
+            if problem is not None:
+                return problem
+            try:
+                body = await run(state.connected, request.path_params[key])
+            except (JobNotFound, ScheduleNotFound) as exc:
+                raise HTTPException(404, str(exc)) from None
+            except NaqError as exc:
+                raise HTTPException(400, str(exc)) from None
+            return JSONResponse({"ok": True, **body})
+
+        return handle
+
+    async def requeue(client: Client, job_id: str) -> dict[str, Any]:
+        job = await client.requeue_dead_letter(job_id)
+        return {"job_id": job.id}
+
+    async def delete(client: Client, job_id: str) -> dict[str, Any]:
+        if not await client.delete_dead_letter(job_id):
+            raise HTTPException(404, f"no dead letter for job {job_id!r}")
+        return {"job_id": job_id}
+
+    async def cancel_job(client: Client, job_id: str) -> dict[str, Any]:
+        return {"job_id": job_id, "canceled": await client.cancel(job_id)}
+
+    def schedule_action(name: str) -> Callable[[Client, str], Awaitable[dict[str, Any]]]:
+        async def run(client: Client, schedule_id: str) -> dict[str, Any]:
+            schedule = await getattr(client, f"{name}_schedule")(schedule_id)
+            return {"schedule": schedule_json(schedule)}
+
+        return run
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+        return Response(exc.detail, status_code=exc.status_code, media_type="text/plain")
+
+    routes = [
+        Route("/", page("overview", "Overview"), name="overview_page"),
+        Route("/queues/{arg}", page("queue", "Queue"), name="queue_page"),
+        Route("/jobs/{arg}", page("job", "Job"), name="job_page"),
+        Route("/workers", page("workers", "Workers"), name="workers_page"),
+        Route("/schedules", page("schedules", "Schedules"), name="schedules_page"),
+        Route("/failed", page("failed", "Failed jobs"), name="failed_page"),
+        Route("/search", search),
+        Route("/api/overview", api_overview),
+        Route("/api/queues", api_queues),
+        Route("/api/queues/{name}", api_queue),
+        Route("/api/workers", api_workers),
+        Route("/api/jobs/{job_id}", api_job),
+        Route("/api/jobs/{job_id}/cancel", action(cancel_job, "job_id"), methods=["POST"]),
+        Route("/api/failed", api_failed),
+        Route("/api/failed/{job_id}/requeue", action(requeue, "job_id"), methods=["POST"]),
+        Route("/api/failed/{job_id}/delete", action(delete, "job_id"), methods=["POST"]),
+        Route("/api/schedules", api_schedules),
+        *(
+            Route(
+                f"/api/schedules/{{schedule_id}}/{name}",
+                action(schedule_action(name), "schedule_id"),
+                methods=["POST"],
+            )
+            for name in ("pause", "resume", "cancel")
+        ),
+        Mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static"),
+    ]
+    app: ASGIApp = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: api_error}
+    )
+    if auth is not None:
+        app = BasicAuth(app, *auth)
+    return app

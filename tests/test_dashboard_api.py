@@ -1,0 +1,178 @@
+"""The dashboard's pages and JSON API over real HTTP, with a real server and worker."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+import naq
+from naq.dashboard._security import parse_auth
+
+from . import jobs
+from .conftest import running_worker
+from .dashboardtools import csrf_token, http, running_dashboard
+
+pytestmark = pytest.mark.anyio
+
+
+async def _failed_job(client: naq.Client, queue: str) -> naq.Job:
+    job = await client.enqueue(jobs.fail, "kaput", queue=queue)
+    with pytest.raises(naq.JobFailed):
+        await job.result(timeout=20)
+    return job
+
+
+async def test_pages_and_assets_are_self_contained(client):
+    async with running_dashboard(client) as base:
+        page = await http("GET", base + "/")
+        assert page.status == 200
+        assert "text/html" in page.headers["content-type"]
+        assert csrf_token(page.text)
+        for asset in ("/static/dashboard.js", "/static/dashboard.css"):
+            reply = await http("GET", base + asset)
+            assert reply.status == 200
+            assert "http://" not in reply.text and "https://" not in reply.text  # no CDN
+        assert "https://" not in page.text
+        for path in ("/workers", "/schedules", "/failed", "/queues/default", "/jobs/abc"):
+            assert (await http("GET", base + path)).status == 200
+        found = await http("GET", base + "/search?id=some-job")
+        assert found.status == 200  # redirected to the job's page
+        assert 'data-arg="some-job"' in found.text
+
+
+async def test_overview_queue_and_job(client, nats_url, queue_name):
+    async with running_dashboard(client) as base:
+        assert (await http("GET", base + "/api/overview")).status == 200  # started: tailing
+        async with running_worker(nats_url, [queue_name]) as worker:
+            job = await client.enqueue(jobs.add, 2, 3, queue=queue_name, meta={"who": "test"})
+            assert await job.result(timeout=20) == 5
+
+            overview = (await http("GET", base + "/api/overview")).json()
+            assert queue_name in [q["name"] for q in overview["queues"]]
+            assert worker.id in [w["id"] for w in overview["workers"]]
+            seen = {j["id"]: j for j in overview["recent"]}
+            assert seen[job.id]["status"] == "finished"
+            assert seen[job.id]["func_name"] == "tests.jobs:add"
+
+            queue = (await http("GET", f"{base}/api/queues/{queue_name}")).json()
+            assert queue["queue"]["workers"] == [worker.id]
+            assert [j["id"] for j in queue["recent"]] == [job.id]
+
+            workers = (await http("GET", base + "/api/workers")).json()
+            assert worker.id in [w["id"] for w in workers]
+
+        detail = (await http("GET", f"{base}/api/jobs/{job.id}")).json()
+        assert detail["status"] == "finished"
+        assert detail["args"] == "(pickled)"  # the default serializer: never unpickled
+        assert detail["result"] == "(pickled)"
+        assert detail["meta"] == {"who": "test"}
+        assert detail["attempts"] == 1
+        assert [h["status"] for h in detail["history"]][-1] == "finished"
+
+        missing = await http("GET", base + "/api/jobs/no-such-job")
+        assert missing.status == 404
+        assert "no-such-job" in missing.json()["error"]
+
+
+async def test_json_job_shows_args_and_result(nats_url, queue_name):
+    async with (
+        naq.Client(nats_url, serializer="json") as client,
+        running_dashboard(client) as base,
+        running_worker(nats_url, [queue_name], serializer="json"),
+    ):
+        job = await client.enqueue("tests.jobs:add", 20, 22, queue=queue_name)
+        assert await job.result(timeout=20) == 42
+        detail = (await http("GET", f"{base}/api/jobs/{job.id}")).json()
+    assert detail["args"] == [20, 22]
+    assert detail["kwargs"] == {}
+    assert detail["result"] == 42
+
+
+async def test_failed_job_requeue_and_delete_need_csrf(client, nats_url, queue_name):
+    async with running_dashboard(client) as base:
+        token = csrf_token((await http("GET", base + "/")).text)
+        async with running_worker(nats_url, [queue_name]):
+            job = await _failed_job(client, queue_name)
+            detail = (await http("GET", f"{base}/api/jobs/{job.id}")).json()
+            assert detail["status"] == "failed"
+            assert detail["error"]["type"] == "ValueError"
+            assert "kaput" in detail["error"]["traceback"]
+
+            failed = (await http("GET", f"{base}/api/failed?queue={queue_name}")).json()
+            assert [f["job_id"] for f in failed] == [job.id]
+            assert "ValueError: kaput" in failed[0]["reason"]
+
+            url = f"{base}/api/failed/{job.id}/requeue"
+            assert (await http("POST", url)).status == 403  # no token
+            assert (await http("POST", url, {"X-CSRF-Token": "wrong"})).status == 403
+            other_origin = {"X-CSRF-Token": token, "Origin": "http://evil.example"}
+            assert (await http("POST", url, other_origin)).status == 403
+            assert (await http("GET", url)).status == 405  # actions are POST only
+
+            same_origin = {"X-CSRF-Token": token, "Origin": base}
+            reply = await http("POST", url, same_origin)
+            assert reply.status == 200, reply.text
+            assert reply.json()["job_id"] == job.id
+            with pytest.raises(naq.JobFailed):
+                await job.result(timeout=20)  # fails again: the job still raises
+            assert (await http("POST", url, same_origin)).status in (200, 404)
+
+            doomed = (await client.dead_letters(queue=queue_name))[-1].job_id
+            delete = f"{base}/api/failed/{doomed}/delete"
+            assert (await http("POST", delete, {"X-CSRF-Token": token})).status == 200
+            assert (await http("POST", delete, {"X-CSRF-Token": token})).status == 404
+        assert await client.dead_letters(queue=queue_name) == []
+
+
+async def test_schedule_pause_resume_cancel(client, queue_name):
+    schedule = await client.schedule(jobs.add, 1, 2, interval=3600, queue=queue_name)
+    async with running_dashboard(client) as base:
+        token = {"X-CSRF-Token": csrf_token((await http("GET", base + "/")).text)}
+        listed = (await http("GET", base + "/api/schedules")).json()
+        mine = next(s for s in listed if s["id"] == schedule.id)
+        assert mine["status"] == "active"
+        assert mine["interval"] == 3600
+
+        api = f"{base}/api/schedules/{schedule.id}"
+        for action, status in (("pause", "paused"), ("resume", "active"), ("cancel", "canceled")):
+            assert (await http("POST", f"{api}/{action}")).status == 403
+            reply = await http("POST", f"{api}/{action}", token)
+            assert reply.status == 200, reply.text
+            assert reply.json()["schedule"]["status"] == status
+        assert (await client.fetch_schedule(schedule.id)).status == naq.ScheduleStatus.CANCELED
+        assert (await http("POST", f"{base}/api/schedules/nope/pause", token)).status == 404
+
+
+async def test_basic_auth(client):
+    async with running_dashboard(client, auth=("admin", "s3cret")) as base:
+        assert (await http("GET", base + "/api/overview")).status == 401
+        wrong = base64.b64encode(b"admin:nope").decode()
+        assert (await http("GET", base + "/", {"Authorization": f"Basic {wrong}"})).status == 401
+        right = base64.b64encode(b"admin:s3cret").decode()
+        reply = await http("GET", base + "/api/overview", {"Authorization": f"Basic {right}"})
+        assert reply.status == 200
+
+
+async def test_dashboard_connects_by_url(nats_url):
+    async with running_dashboard(nats_url) as base:
+        reply = await http("GET", base + "/api/queues")
+        assert reply.status == 200
+        assert isinstance(reply.json(), list)
+
+
+def test_parse_auth():
+    assert parse_auth(None) is None
+    assert parse_auth("") is None
+    assert parse_auth("u:p:q") == ("u", "p:q")
+    for bad in ("nouser", ":p", "u:"):
+        with pytest.raises(naq.ConfigurationError):
+            parse_auth(bad)
+
+
+def test_loopback_detection_for_the_auth_warning():
+    from naq.cli._dashboard import bind_address, is_loopback
+
+    assert all(is_loopback(h) for h in ("127.0.0.1", "::1", "[::1]", "localhost"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "192.168.1.2", "example.com"))
+    assert bind_address("::1", 80) == "[::1]:80"

@@ -1,0 +1,131 @@
+"""End to end in real headless Chromium: a worker process runs jobs, the overview shows them
+finish, a failed job is requeued from the page and succeeds. Saves docs/dashboard.png."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import anyio
+import anyio.from_thread
+import pytest
+
+import naq_sync
+from naq.dashboard import create_app, serve
+
+from .conftest import ROOT, start_worker_process
+from .dashboardtools import bound_socket
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOT = ROOT / "docs" / "dashboard.png"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def dashboard_url(nats_url: str) -> Iterator[str]:
+    """The dashboard (connecting by URL, like ``naq dashboard``) on a loop in a thread."""
+    fd, port = bound_socket()
+    with anyio.from_thread.start_blocking_portal() as portal:
+        stop = portal.call(anyio.Event)
+        served = portal.start_task_soon(
+            functools.partial(serve, create_app(nats_url), f"fd://{fd}", shutdown_trigger=stop.wait)
+        )
+        yield f"http://127.0.0.1:{port}"
+        portal.call(stop.set)
+        served.result(timeout=30)
+
+
+@pytest.fixture
+def browser_page():
+    """A page in Debian's chromium, driven by Playwright (which downloads no browser)."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium); "
+            ".ci/run does it"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(30_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def test_overview_shows_jobs_finish_and_requeue_from_the_page(
+    nats_url, dashboard_url, browser_page, tmp_path
+):
+    from playwright.sync_api import expect
+
+    page = browser_page
+    expect.set_options(timeout=30_000)
+    queue = f"dash{uuid.uuid4().hex[:8]}"
+    worker = start_worker_process(
+        nats_url, [queue], "--serializer", "json", "--heartbeat-interval", "0.5"
+    )
+    try:
+        page.goto(dashboard_url + "/")  # answered once the dashboard tails job events
+        expect(page.locator("#status")).to_contain_text("Updated")
+        # Playwright's sync API runs an event loop in this thread, where naq_sync (rightly)
+        # refuses to block: its calls go through a plain thread here.
+        blocking = ThreadPoolExecutor(1)
+
+        def call(fn, *args, **kwargs):
+            return blocking.submit(fn, *args, **kwargs).result()
+
+        client = call(lambda: naq_sync.Client(nats_url, serializer="json").__enter__())
+        try:
+            done = [
+                call(client.enqueue, "tests.jobs:add", i, i * 10, queue=queue) for i in range(5)
+            ]
+            flaky = call(
+                client.enqueue, "tests.jobs:fail_until", str(tmp_path / "calls"), 1, queue=queue
+            )
+            for job in done:
+                row = page.locator(f'#recent tr[data-job="{job.id}"]')
+                expect(row).to_have_attribute("data-status", "finished")
+            expect(page.locator(f'#recent tr[data-job="{flaky.id}"]')).to_have_attribute(
+                "data-status", "failed"
+            )
+            expect(page.locator(f'tr[data-queue="{queue}"]')).to_be_visible()
+
+            failure = page.locator(f'#failures tr[data-failed="{flaky.id}"]')
+            expect(failure).to_contain_text("RuntimeError: failure 1")
+            failure.locator('button[data-action="requeue"]').click()
+            expect(failure).to_have_count(0)
+            expect(page.locator(f'#recent tr[data-job="{flaky.id}"]')).to_have_attribute(
+                "data-status", "finished"
+            )
+            assert call(lambda: client.fetch_job(flaky.id).result(timeout=20)) == 2
+            SCREENSHOT.parent.mkdir(exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+        finally:
+            call(client.__exit__, None, None, None)
+            blocking.shutdown()
+        page.goto(f"{dashboard_url}/jobs/{flaky.id}")
+        expect(page.locator("#result")).to_have_text("2")
+        expect(page.locator("#content")).to_contain_text("tests.jobs:fail_until")
+
+        page.fill('input[name="id"]', done[0].id)
+        page.click("form.search button")
+        expect(page.locator("#content")).to_contain_text("[0,0]")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
