@@ -110,6 +110,10 @@ def _make_converter() -> cattrs.Converter:
         float | tuple[float, ...],
         lambda v, _: tuple(float(x) for x in v) if isinstance(v, list) else float(v),
     )
+    # The history grows with every step: a direct hook keeps it cheap to write.
+    converter.register_unstructure_hook(
+        StatusChange, lambda step: {"status": step.status.value, "at": as_utc(step.at).isoformat()}
+    )
     # ``Any`` fields hold already JSON-safe values; keep them as they are.
     converter.register_structure_hook(Any, lambda v, _: v)
     return converter

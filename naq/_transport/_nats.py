@@ -336,11 +336,12 @@ class NatsTransport(LifecycleMixin):
             )
             for job in jobs
         ]
-        outcomes = await self._confirmations(futures)
+        # No timeout of its own: the Link's deadline bounds the whole call.
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
         return [
             (job.job_id, _publish_failure(self.url, outcome))
             for job, outcome in zip(jobs, outcomes, strict=True)
-            if outcome is not None
+            if isinstance(outcome, BaseException)
         ]
 
     async def _publish(
