@@ -81,7 +81,9 @@ class Client:
     as an async context manager; it creates naq's streams and bucket if they are missing.
     ``scheduler_engine`` picks who fires schedules: ``"auto"`` (default, env
     ``NAQ_SCHEDULER_ENGINE``: the server when it has message schedules), ``"server"`` or
-    ``"naq"`` (a ``naq scheduler`` process).
+    ``"naq"`` (a ``naq scheduler`` process). ``signing_key`` (else env ``NAQ_SIGNING_KEY``)
+    signs pickled jobs and checks pickled results; ``replicas`` (else env ``NAQ_REPLICAS``)
+    is used when it creates naq's streams and buckets (3 on a cluster).
     """
 
     def __init__(
@@ -90,8 +92,12 @@ class Client:
         *,
         serializer: str | Serializer | None = None,
         scheduler_engine: str | None = None,
+        signing_key: str | bytes | None = None,
+        replicas: int | None = None,
     ):
-        self._connection = Connection(url or default_url(), get_serializer(serializer))
+        self._connection = Connection(
+            url or default_url(), get_serializer(serializer, signing_key=signing_key), replicas
+        )
         self._scheduling = Scheduling(self._connection, scheduler_engine)
 
     @property

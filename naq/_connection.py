@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from ._errors import JobNotFound, ResultTimeout
 from ._record import JobRecord, JobStatus, decode_record
 from ._serializers import Serializer
+from ._settings import default_replicas
 from ._transport import Bridge, NatsTransport, bridge_for_current_backend
 
 __all__ = ["Connection"]
@@ -31,10 +32,10 @@ _TERMINAL = _StatusIn(frozenset(s for s in JobStatus if s.is_terminal))
 class Connection:
     """Opened by a Client or Worker; every call to NATS goes through :meth:`call`."""
 
-    def __init__(self, url: str, serializer: Serializer) -> None:
+    def __init__(self, url: str, serializer: Serializer, replicas: int | None = None) -> None:
         self.url = url
         self.serializer = serializer
-        self.transport = NatsTransport(url)
+        self.transport = NatsTransport(url, default_replicas(replicas))
         self._bridge: Bridge | None = None
 
     async def open(self) -> None:

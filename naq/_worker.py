@@ -27,8 +27,8 @@ from ._lifecycle import dependency_results, jobs_ended
 from ._record import JobRecord
 from ._runner import JobRunner, Update, settlements
 from ._scheduling import claim_fired_run
-from ._serializers import Serializer, get_serializer
-from ._settings import default_url
+from ._serializers import Serializer, worker_serializer
+from ._settings import default_replicas, default_url
 from ._transport import Delivery, check_queue_name
 
 __all__ = ["Worker"]
@@ -45,6 +45,10 @@ class Worker:
     alive well within it. A message delivered more than ``max_deliveries`` times without
     an outcome (a job that keeps killing its worker) is dead-lettered. ``poll_interval``
     bounds each idle fetch, and so how long :meth:`stop` takes when there is no work.
+    ``signing_key`` (else env ``NAQ_SIGNING_KEY``) makes the worker refuse pickled jobs not
+    signed with it; ``allowed_modules`` limits where functions named in JSON records come
+    from (default: the modules in the directory it was started from, see ``_allowlist``);
+    ``replicas`` (else env ``NAQ_REPLICAS``) is used when it creates naq's streams.
     """
 
     def __init__(
@@ -58,6 +62,9 @@ class Worker:
         max_deliveries: int = 10,
         poll_interval: float = 0.5,
         name: str | None = None,
+        signing_key: str | bytes | None = None,
+        allowed_modules: Sequence[str] | None = None,
+        replicas: int | None = None,
     ) -> None:
         if isinstance(queues, str):
             queues = [queues]
@@ -70,7 +77,8 @@ class Worker:
         self.queues = [check_queue_name(q) for q in queues]
         self.url = url or default_url()
         self.concurrency = concurrency
-        self.serializer = get_serializer(serializer)
+        self.serializer = worker_serializer(serializer, signing_key, allowed_modules)
+        self.replicas = default_replicas(replicas)
         self.ack_wait = float(ack_wait)
         self.max_deliveries = max_deliveries
         self.poll_interval = poll_interval
@@ -96,7 +104,7 @@ class Worker:
         Calls ``task_status.started()`` once connected and consuming. On cancellation the
         messages of unfinished jobs are handed back for immediate redelivery.
         """
-        connection = Connection(self.url, self.serializer)
+        connection = Connection(self.url, self.serializer, self.replicas)
         await connection.open()
         self._connection = connection
         self._jobs = JobRunner(
@@ -106,6 +114,7 @@ class Worker:
             lambda record: dependency_results(connection, record),
             lambda record, fired: claim_fired_run(connection, record, fired),
         )
+        self._jobs.max_payload = connection.transport.max_payload
         try:
             for queue in self.queues:
                 await connection.call(connection.transport.ensure_consumer, queue, self.ack_wait)

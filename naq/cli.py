@@ -85,9 +85,18 @@ def worker(
     path: Annotated[
         Path, typer.Option(help="Directory added to sys.path to import job functions.")
     ] = Path("."),
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Module JSON jobs may name (repeatable; default: the modules in --path)."
+        ),
+    ] = None,
     log_level: LogLevelOption = "INFO",
 ) -> None:
-    """Run a worker that processes jobs from QUEUES (default: default)."""
+    """Run a worker that processes jobs from QUEUES (default: default).
+
+    Env NAQ_SIGNING_KEY makes it refuse pickled jobs not signed with that key.
+    """
     _setup_logging(log_level)
     sys.path.insert(0, str(path.resolve()))
     w = Worker(
@@ -96,6 +105,7 @@ def worker(
         concurrency=concurrency,
         serializer=serializer,
         ack_wait=ack_wait,
+        allowed_modules=allow or None,
     )
     anyio.run(_run_until_signalled, w, backend=backend.value)
 

@@ -16,6 +16,7 @@ import pytest
 
 import naq
 from naq.server import EmbeddedServer
+from tests._counts import counts, pytest_terminal_summary  # noqa: F401 - fixture, hook
 
 ROOT = Path(__file__).resolve().parent.parent
 

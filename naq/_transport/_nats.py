@@ -37,10 +37,22 @@ from ._names import (
 from ._publisher import AckedPublisher, PublishError
 from ._pull import PullConsumer
 
-__all__ = ["ACK_TIMEOUT", "Delivery", "NatsTransport", "OutgoingJob", "Settlement"]
+__all__ = [
+    "ACK_TIMEOUT",
+    "RECORD_HEADROOM",
+    "Delivery",
+    "NatsTransport",
+    "OutgoingJob",
+    "Settlement",
+    "server_urls",
+]
 
 ACK_TIMEOUT = 10.0
 """Seconds to wait for JetStream to confirm a publish before counting it as failed."""
+
+RECORD_HEADROOM = 2048
+"""Bytes of ``max_payload`` a queued job leaves for what a worker adds to its record (status,
+times, history, worker id) and for message headers."""
 
 _STREAM_EXISTS = 10058  # JetStream: stream name already in use with a different configuration
 
@@ -103,6 +115,11 @@ def _job_id_of(msg: Msg) -> str:
     return (msg.headers or {}).get("Nats-Msg-Id", "")
 
 
+def server_urls(url: str) -> list[str]:
+    """``url`` may list several servers of a cluster, comma-separated."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
 def _publish_failure(url: str, error: BaseException) -> NaqError:
     """A failed publish as the NaqError a caller should see."""
     if isinstance(error, nats.errors.MaxPayloadError):
@@ -131,8 +148,9 @@ def _consumer_config(queue: str, ack_wait: float) -> api.ConsumerConfig:
 class NatsTransport(LifecycleMixin):
     """naq's view of NATS: job streams, records, consumers. Create and use on one asyncio loop."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, replicas: int = 1) -> None:
         self.url = url
+        self.replicas = replicas
         self._nc: NatsClient | None = None
         self._js: Any = None
         self._publisher: AckedPublisher | None = None
@@ -145,7 +163,7 @@ class NatsTransport(LifecycleMixin):
         """Connect and make sure naq's streams and bucket exist (idempotent)."""
         try:
             self._nc = await nats.connect(
-                self.url,
+                server_urls(self.url),
                 name="naq",
                 max_reconnect_attempts=1,  # a server that is not there fails fast at start
                 connect_timeout=5,
@@ -171,6 +189,7 @@ class NatsTransport(LifecycleMixin):
                     retention=api.RetentionPolicy.WORK_QUEUE,
                     storage=api.StorageType.FILE,
                     duplicate_window=120.0,
+                    num_replicas=self.replicas,
                 )
             )
             await self._ensure_stream(
@@ -180,6 +199,7 @@ class NatsTransport(LifecycleMixin):
                     allow_direct=True,
                     retention=api.RetentionPolicy.LIMITS,
                     storage=api.StorageType.FILE,
+                    num_replicas=self.replicas,
                 )
             )
             await self._ensure_bucket(JOBS_BUCKET)
@@ -193,6 +213,12 @@ class NatsTransport(LifecycleMixin):
             raise NaqConnectionError(
                 f"JetStream is not enabled on {self.url}; start nats-server with -js"
             ) from exc
+
+    @property
+    def max_payload(self) -> int:
+        """The largest message the connected server accepts, in bytes."""
+        assert self._nc is not None
+        return self._nc.max_payload
 
     async def close(self) -> None:
         """Flush what is pending and close the connection."""
@@ -225,7 +251,11 @@ class NatsTransport(LifecycleMixin):
     async def _ensure_bucket(self, bucket: str) -> None:
         """A KV bucket with direct get on: records are read by wildcard subject."""
         config = api.KeyValueConfig(
-            bucket=bucket, history=1, storage=api.StorageType.FILE, direct=True
+            bucket=bucket,
+            history=1,
+            storage=api.StorageType.FILE,
+            direct=True,
+            replicas=self.replicas,
         )
         try:
             await self._js.create_key_value(config)
@@ -260,7 +290,20 @@ class NatsTransport(LifecycleMixin):
             raise failed[0][1]
 
     async def enqueue_many(self, jobs: Sequence[OutgoingJob]) -> list[tuple[str, NaqError]]:
-        """Publish jobs pipelined; the ones not confirmed, each with why."""
+        """Publish jobs pipelined; the ones not confirmed, each with why.
+
+        Raises SerializationError, publishing nothing, when a job does not fit in the
+        server's ``max_payload`` with the room a worker needs to record it (``RECORD_HEADROOM``):
+        such a job could never run to an outcome, so the whole batch is refused.
+        """
+        limit = self.max_payload - RECORD_HEADROOM
+        for job in jobs:
+            if len(job.record) > limit:
+                raise SerializationError(
+                    f"job {job.job_id} is {len(job.record)} bytes encoded; the server's "
+                    f"max_payload of {self.max_payload} bytes allows {limit} (it keeps "
+                    f"{RECORD_HEADROOM} for the worker's additions); pass large data by reference"
+                )
         futures = [
             await self._publish(
                 job_subject(job.queue, job.job_id),
@@ -282,7 +325,7 @@ class NatsTransport(LifecycleMixin):
         assert self._publisher is not None
         try:
             return await self._publisher.publish(subject, payload, headers)
-        except nats.errors.MaxPayloadError as exc:
+        except nats.errors.Error as exc:  # too large, buffer full while reconnecting, closed
             failed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             failed.set_exception(exc)
             return failed
