@@ -24,6 +24,7 @@ import pytest
 import naq
 from naq._record import JobRecord, JobStatus, encode_record
 from naq._time import utcnow
+from naq.server import EmbeddedServer
 from tests import jobs
 from tests.conftest import running_worker, start_worker_process
 
@@ -287,3 +288,17 @@ async def test_cli_allow_option(nats_url, queue_name):
     finally:
         worker.terminate()
         await anyio.to_thread.run_sync(worker.wait)
+
+
+async def test_nats_user_and_password_in_url(queue_name):
+    """Auth is NATS's own: credentials in the URL work, wrong ones are a clear error."""
+    with EmbeddedServer(extra_args=["--user", "naq", "--pass", "s3cret"]) as server:
+        good = server.url.replace("nats://", "nats://naq:s3cret@")
+        async with naq.Client(good) as client, running_worker(good, [queue_name]):
+            assert (
+                await (await client.enqueue(jobs.add, 1, 2, queue=queue_name)).result(timeout=30)
+                == 3
+            )
+        with pytest.raises(naq.NaqConnectionError, match="cannot connect"):
+            async with naq.Client(server.url.replace("nats://", "nats://naq:wrong@")):
+                pass

@@ -19,7 +19,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import api
 
-from .._errors import NaqConnectionError, NaqError, SerializationError
+from .._errors import ConfigurationError, NaqConnectionError, NaqError, SerializationError
 from ._lifecycle import LifecycleMixin
 from ._names import (
     DEAD_STREAM,
@@ -212,6 +212,18 @@ class NatsTransport(LifecycleMixin):
             await self.close()
             raise NaqConnectionError(
                 f"JetStream is not enabled on {self.url}; start nats-server with -js"
+            ) from exc
+        except nats.errors.TimeoutError as exc:
+            await self.close()
+            raise NaqConnectionError(
+                f"JetStream at {self.url} did not answer while naq set up its streams "
+                "(is a cluster still electing its leader?)"
+            ) from exc
+        except nats.js.errors.APIError as exc:
+            await self.close()
+            raise ConfigurationError(
+                f"JetStream at {self.url} refused naq's streams (replicas={self.replicas}): "
+                f"{exc.description}"
             ) from exc
 
     @property
