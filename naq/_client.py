@@ -84,7 +84,9 @@ class Client:
     ``scheduler_engine`` picks who fires schedules: ``"auto"`` (default, env
     ``NAQ_SCHEDULER_ENGINE``: the server when it has message schedules), ``"server"`` or
     ``"naq"`` (a ``naq scheduler`` process). ``timeout`` bounds each call's wait for NATS,
-    a reconnect included (NaqConnectionError).
+    a reconnect included (NaqConnectionError). ``signing_key`` (else env
+    ``NAQ_SIGNING_KEY``) signs pickled jobs and checks pickled results; ``replicas`` (else
+    env ``NAQ_REPLICAS``) is used when it creates naq's streams and buckets (3 on a cluster).
     """
 
     def __init__(
@@ -95,11 +97,14 @@ class Client:
         scheduler_engine: str | None = None,
         connect_options: ConnectOptions | None = None,
         timeout: Seconds = DEFAULT_TIMEOUT,
+        signing_key: str | bytes | None = None,
+        replicas: int | None = None,
     ):
         self._connection = Connection(
             resolve_connect_options(url, connect_options),
-            get_serializer(serializer),
+            get_serializer(serializer, signing_key=signing_key),
             _seconds("timeout", timeout),
+            replicas,
         )
         self._scheduling = Scheduling(self._connection, scheduler_engine)
 

@@ -11,7 +11,7 @@ import anyio
 from ._errors import JobNotFound, NaqConnectionError, ResultTimeout
 from ._record import JobRecord, JobStatus, decode_record
 from ._serializers import Serializer
-from ._settings import DEFAULT_TIMEOUT, ConnectOptions
+from ._settings import DEFAULT_TIMEOUT, ConnectOptions, default_replicas
 from ._transport import Bridge, NatsTransport, bridge_for_current_backend
 
 __all__ = ["Connection"]
@@ -44,8 +44,9 @@ class Connection:
         options: ConnectOptions | str,
         serializer: Serializer,
         timeout: float = DEFAULT_TIMEOUT,
+        replicas: int | None = None,
     ) -> None:
-        self.transport = NatsTransport(options, timeout)
+        self.transport = NatsTransport(options, timeout, default_replicas(replicas))
         self.options = self.transport.options
         self.url = self.transport.url
         self.serializer = serializer

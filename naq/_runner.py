@@ -8,6 +8,7 @@ progress from inside the job, and the final record.
 from __future__ import annotations
 
 import collections
+import json
 import math
 import uuid
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ from ._serializers import Serializer, serializer_for_record
 from ._settings import DEFAULT_RESULT_TTL
 from ._time import utcnow
 from ._transport import Delivery, Settlement
+from ._transport._nats import RECORD_HEADROOM
 from ._transport._schedules import ServerFire, server_fire
 
 __all__ = ["JobRunner", "Update", "settlements"]
@@ -132,6 +134,8 @@ class JobRunner:
         self._dependency_results = dependency_results
         self._claim_fired_run = claim_fired_run
         self._running: dict[str, _Running] = {}
+        self.max_payload: int | None = None
+        """The server's max_payload, set once connected: larger results fail the job."""
         self._cancelled = _RecentIds()
 
     @property
@@ -216,6 +220,7 @@ class JobRunner:
         if outcome.error is None:
             try:
                 encoded = serializer.encode_value(outcome.value)
+                self._check_fits(delivery, encoded)
             except SerializationError as exc:
                 outcome = Outcome(error=error_info(exc))
             else:
@@ -227,6 +232,20 @@ class JobRunner:
                 return Update(finished, delivery, record_ttl=ttl, event="finished")
         assert outcome.error is not None
         return self._failed(current, attempt, outcome.error, delivery, retry=True)
+
+    def _check_fits(self, delivery: Delivery, result: object) -> None:
+        """Refuse a result whose record the server could never store.
+
+        Unstored, the message would not be acked and the job would run again and again.
+        """
+        if self.max_payload is None:
+            return
+        size = len(result) if isinstance(result, str) else len(json.dumps(result))
+        if len(delivery.data) + size + RECORD_HEADROOM > self.max_payload:
+            raise SerializationError(
+                f"the result is {size} bytes encoded: with the job's record it exceeds the "
+                f"server's max_payload of {self.max_payload} bytes"
+            )
 
     def _canceled(
         self, record: JobRecord, why: ErrorInfo, delivery: Delivery, *, dead: bool = False

@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "DEFAULT_URL",
     "ConnectOptions",
+    "default_replicas",
     "default_url",
     "resolve_connect_options",
     "split_servers",
@@ -147,3 +148,18 @@ def resolve_connect_options(
     if url:
         resolved = attrs.evolve(resolved, servers=url)
     return resolved
+
+
+def default_replicas(explicit: int | None = None) -> int:
+    """Replicas of the streams and buckets naq creates: ``explicit``, else ``NAQ_REPLICAS``, else 1.
+
+    On a JetStream cluster, 3 keeps every job through the loss of one server.
+    """
+    value = explicit if explicit is not None else os.environ.get("NAQ_REPLICAS") or 1
+    try:
+        replicas = int(value)
+    except (TypeError, ValueError):
+        replicas = 0
+    if isinstance(value, bool) or not 1 <= replicas <= 5:
+        raise ConfigurationError(f"replicas must be a whole number from 1 to 5, got {value!r}")
+    return replicas

@@ -28,8 +28,8 @@ from ._lifecycle import dependency_results, jobs_ended
 from ._record import JobRecord
 from ._runner import JobRunner, Update, settlements
 from ._scheduling import claim_fired_run
-from ._serializers import Serializer, get_serializer
-from ._settings import ConnectOptions, resolve_connect_options
+from ._serializers import Serializer, worker_serializer
+from ._settings import ConnectOptions, default_replicas, resolve_connect_options
 from ._transport import Delivery, check_queue_name
 
 __all__ = ["Worker"]
@@ -49,6 +49,10 @@ class Worker:
     ``connect_options`` (servers, credentials, TLS) defaults to the ``NAQ_*`` environment,
     with ``url`` replacing its servers. Every ``heartbeat_interval`` seconds the worker
     publishes its state and counters (``stats``) for ``naq list-workers``.
+    ``signing_key`` (else env ``NAQ_SIGNING_KEY``) makes the worker refuse pickled jobs not
+    signed with it; ``allowed_modules`` limits where functions named in JSON records come
+    from (default: the modules in the directory it was started from, see ``_allowlist``);
+    ``replicas`` (else env ``NAQ_REPLICAS``) is used when it creates naq's streams.
     With ``burst=True`` the worker runs what is queued, including jobs that become due or
     are released by the ones it runs, and returns once its queues and itself are idle.
     """
@@ -67,6 +71,9 @@ class Worker:
         burst: bool = False,
         connect_options: ConnectOptions | None = None,
         heartbeat_interval: float = 5.0,
+        signing_key: str | bytes | None = None,
+        allowed_modules: Sequence[str] | None = None,
+        replicas: int | None = None,
     ) -> None:
         if isinstance(queues, str):
             queues = [queues]
@@ -82,7 +89,8 @@ class Worker:
         self.connect_options = resolve_connect_options(url, connect_options)
         self.url = self.connect_options.url
         self.concurrency = concurrency
-        self.serializer = get_serializer(serializer)
+        self.serializer = worker_serializer(serializer, signing_key, allowed_modules)
+        self.replicas = default_replicas(replicas)
         self.ack_wait = float(ack_wait)
         self.max_deliveries = max_deliveries
         self.poll_interval = poll_interval
@@ -125,7 +133,7 @@ class Worker:
         Calls ``task_status.started()`` once connected and consuming. On cancellation the
         messages of unfinished jobs are handed back for immediate redelivery.
         """
-        connection = Connection(self.connect_options, self.serializer)
+        connection = Connection(self.connect_options, self.serializer, replicas=self.replicas)
         await connection.open()
         self._connection = connection
         self._jobs = JobRunner(
@@ -135,6 +143,7 @@ class Worker:
             lambda record: dependency_results(connection, record),
             lambda record, fired: claim_fired_run(connection, record, fired),
         )
+        self._jobs.max_payload = connection.transport.max_payload
         try:
             for queue in self.queues:
                 await connection.call(connection.transport.ensure_consumer, queue, self.ack_wait)

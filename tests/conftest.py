@@ -17,6 +17,7 @@ from anyio.from_thread import start_blocking_portal
 
 import naq
 from naq.server import EmbeddedServer
+from tests._counts import counts, pytest_terminal_summary  # noqa: F401 - fixture, hook
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -180,3 +181,40 @@ def signal_then_sleep_once(port: int, marker: str, seconds: float, value: object
     if first:
         time.sleep(seconds)
     return value
+
+
+def append_line(path: str, line: str, seconds: float = 0.0):
+    """Append ``"<pid> <line>"`` to ``path`` in one write when it starts, then sleep.
+
+    One ``O_APPEND`` write per run, so concurrent runs in several processes never interleave:
+    fault tests count runs per job from this file.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, f"{os.getpid()} {line}\n".encode())
+    finally:
+        os.close(fd)
+    time.sleep(seconds)
+    return line
+
+
+async def async_append_line(path: str, line: str):
+    """:func:`append_line` as an async job (no thread hop: cheap for 100,000 jobs)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, f"{os.getpid()} {line}\n".encode())
+    finally:
+        os.close(fd)
+    return None
+
+
+def big_result(size: int, marker: str | None = None):
+    """A result of ``size`` characters (to exceed the server's max_payload)."""
+    if marker is not None:
+        append_line(marker, "run")
+    return "x" * size
+
+
+def set_result():
+    """A result JSON cannot carry."""
+    return {1, 2, 3}

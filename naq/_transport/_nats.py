@@ -20,7 +20,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import api
 
-from .._errors import NaqConnectionError, NaqError, SerializationError
+from .._errors import ConfigurationError, NaqConnectionError, NaqError, SerializationError
 from .._settings import DEFAULT_TIMEOUT, ConnectOptions
 from ._connect import nats_connect_kwargs
 from ._lifecycle import LifecycleMixin
@@ -42,10 +42,21 @@ from ._names import (
 from ._publisher import AckedPublisher, PublishError
 from ._pull import PullConsumer
 
-__all__ = ["ACK_TIMEOUT", "Delivery", "NatsTransport", "OutgoingJob", "Settlement"]
+__all__ = [
+    "ACK_TIMEOUT",
+    "RECORD_HEADROOM",
+    "Delivery",
+    "NatsTransport",
+    "OutgoingJob",
+    "Settlement",
+]
 
 ACK_TIMEOUT = 10.0
 """Seconds to wait for JetStream to confirm a publish before counting it as failed."""
+
+RECORD_HEADROOM = 2048
+"""Bytes of ``max_payload`` a queued job leaves for what a worker adds to its record (status,
+times, history, worker id) and for message headers."""
 
 _STREAM_EXISTS = 10058  # JetStream: stream name already in use with a different configuration
 
@@ -140,10 +151,13 @@ class NatsTransport(LifecycleMixin):
     restart through ``Link``; the worker's own calls are not changed by it.
     """
 
-    def __init__(self, options: ConnectOptions | str, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, options: ConnectOptions | str, timeout: float = DEFAULT_TIMEOUT, replicas: int = 1
+    ) -> None:
         if isinstance(options, str):
             options = ConnectOptions(servers=options)
         self.options = options
+        self.replicas = replicas
         self.url = options.url
         self.timeout = timeout
         self._link = Link(self.url, timeout)
@@ -187,6 +201,7 @@ class NatsTransport(LifecycleMixin):
                     retention=api.RetentionPolicy.WORK_QUEUE,
                     storage=api.StorageType.FILE,
                     duplicate_window=120.0,
+                    num_replicas=self.replicas,
                 )
             )
             await self._ensure_stream(
@@ -196,6 +211,7 @@ class NatsTransport(LifecycleMixin):
                     allow_direct=True,
                     retention=api.RetentionPolicy.LIMITS,
                     storage=api.StorageType.FILE,
+                    num_replicas=self.replicas,
                 )
             )
             await self._ensure_bucket(
@@ -214,6 +230,24 @@ class NatsTransport(LifecycleMixin):
             raise NaqConnectionError(
                 f"JetStream is not enabled on {self.url}; start nats-server with -js"
             ) from exc
+        except nats.errors.TimeoutError as exc:
+            await self.close()
+            raise NaqConnectionError(
+                f"JetStream at {self.url} did not answer while naq set up its streams "
+                "(is a cluster still electing its leader?)"
+            ) from exc
+        except nats.js.errors.APIError as exc:
+            await self.close()
+            raise ConfigurationError(
+                f"JetStream at {self.url} refused naq's streams (replicas={self.replicas}): "
+                f"{exc.description}"
+            ) from exc
+
+    @property
+    def max_payload(self) -> int:
+        """The largest message the connected server accepts, in bytes."""
+        assert self._nc is not None
+        return self._nc.max_payload
 
     async def close(self) -> int:
         """Let client calls in progress finish (up to the timeout), flush, close.
@@ -272,6 +306,7 @@ class NatsTransport(LifecycleMixin):
             storage=api.StorageType.FILE,
             direct=True,
             republish=republish,
+            replicas=self.replicas,
         )
         try:
             await self._js.create_key_value(config)
@@ -318,8 +353,18 @@ class NatsTransport(LifecycleMixin):
         Sent once connected (waiting out a reconnect within the timeout). If the connection
         drops while they wait for their acks, jobs with explicit ids are sent again (their
         id deduplicates them); others raise NaqConnectionError, as they may or may not be
-        queued.
+        queued. Raises SerializationError, publishing nothing, when a job does not fit in the
+        server's ``max_payload`` with the room a worker needs to record it
+        (``RECORD_HEADROOM``): such a job could never run to an outcome.
         """
+        limit = self.max_payload - RECORD_HEADROOM
+        for job in jobs:
+            if len(job.record) > limit:
+                raise SerializationError(
+                    f"job {job.job_id} is {len(job.record)} bytes encoded; the server's "
+                    f"max_payload of {self.max_payload} bytes allows {limit} (it keeps "
+                    f"{RECORD_HEADROOM} for the worker's additions); pass large data by reference"
+                )
         publish = functools.partial(self._enqueue_many_once, jobs)
         retry = all(job.dedupe for job in jobs)
         what = (
@@ -350,7 +395,7 @@ class NatsTransport(LifecycleMixin):
         assert self._publisher is not None
         try:
             return await self._publisher.publish(subject, payload, headers)
-        except nats.errors.MaxPayloadError as exc:
+        except nats.errors.Error as exc:  # too large, buffer full while reconnecting, closed
             failed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             failed.set_exception(exc)
             return failed

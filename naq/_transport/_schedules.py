@@ -127,7 +127,12 @@ class ScheduleStore:
             return self._server_schedules
         try:
             self._kv = await self._js.create_key_value(
-                api.KeyValueConfig(bucket=SCHEDULES_BUCKET, history=1, storage=api.StorageType.FILE)
+                api.KeyValueConfig(
+                    bucket=SCHEDULES_BUCKET,
+                    history=1,
+                    storage=api.StorageType.FILE,
+                    replicas=self._transport.replicas,
+                )
             )
         except nats.js.errors.BadRequestError:
             self._kv = await self._js.key_value(SCHEDULES_BUCKET)

@@ -141,8 +141,17 @@ def worker(
     burst: Annotated[
         bool, typer.Option(help="Run what is queued, then exit (like RQ's and arq's burst).")
     ] = False,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Module JSON jobs may name (repeatable; default: the modules in --path)."
+        ),
+    ] = None,
 ) -> None:
-    """Run a worker that processes jobs from QUEUES (default: default)."""
+    """Run a worker that processes jobs from QUEUES (default: default).
+
+    Env NAQ_SIGNING_KEY makes it refuse pickled jobs not signed with that key.
+    """
     sys.path.insert(0, str(path.resolve()))
     w = Worker(
         queues or ["default"],
@@ -153,6 +162,7 @@ def worker(
         heartbeat_interval=heartbeat_interval,
         name=name,
         burst=burst,
+        allowed_modules=allow or None,
     )
     anyio.run(run_until_signalled, w, grace, backend=backend.value)
     _exit_without_waiting_for_job_threads()
