@@ -14,27 +14,37 @@ import pytest
 
 __all__ = ["counts", "pytest_terminal_summary"]
 
-_REPORTS: list[tuple[str, dict[str, object]]] = []
+_PREFIX = "naq_count_"
 
 
 @pytest.fixture
-def counts(
-    request: pytest.FixtureRequest, record_property: Callable[[str, object], None]
-) -> Callable[..., None]:
+def counts(record_property: Callable[[str, object], None]) -> Callable[..., None]:
     """``counts(enqueued=1000, finished=1000, run_twice=3)`` reports this test's numbers."""
 
     def report(**numbers: object) -> None:
         for name, value in numbers.items():
-            record_property(name, value)
-        _REPORTS.append((request.node.nodeid, numbers))
+            record_property(_PREFIX + name, value)
 
     return report
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not _REPORTS:
+    """Print every test's counts; read from the reports, so it works under pytest-xdist too."""
+    rows = []
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) != "call":
+                continue
+            numbers = [
+                (name[len(_PREFIX) :], value)
+                for name, value in getattr(report, "user_properties", ())
+                if name.startswith(_PREFIX)
+            ]
+            if numbers:
+                rows.append((report.nodeid, numbers))
+    if not rows:
         return
     terminalreporter.section("naq job counts")
-    for nodeid, numbers in _REPORTS:
-        shown = ", ".join(f"{name}={value}" for name, value in numbers.items())
+    for nodeid, numbers in sorted(rows):
+        shown = ", ".join(f"{name}={value}" for name, value in numbers)
         terminalreporter.write_line(f"{nodeid}: {shown}")
