@@ -8,9 +8,8 @@ queued to the worker's settle loop without waiting, from the event loop or a job
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar, Token
 from typing import Any
 
 import anyio.from_thread
@@ -73,14 +72,13 @@ class JobContext:
     def _cancel(self) -> None:
         self._cancelled = True
 
-    @contextmanager
-    def active(self) -> Iterator[JobContext]:
-        """Make this the current job for the code (and threads) run inside the block."""
-        token = _current.set(self)
-        try:
-            yield self
-        finally:
-            _current.reset(token)
+    def activate(self) -> Token[JobContext | None]:
+        """Make this the current job for the code (and threads) run from here on."""
+        return _current.set(self)
+
+    @staticmethod
+    def deactivate(token: Token[JobContext | None]) -> None:
+        _current.reset(token)
 
 
 def current_job() -> JobContext:

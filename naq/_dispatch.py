@@ -37,7 +37,8 @@ class DispatchQueue(Generic[T]):
             self._idle.popleft().set()
 
     async def get(self) -> T:
-        await anyio.lowlevel.checkpoint_if_cancelled()
+        # No checkpoint when work is waiting: the queue holds at most ``concurrency`` items,
+        # and a runner that finds it empty waits (and so can be cancelled) right here.
         while not self._items:
             if self._closed:
                 raise anyio.EndOfStream

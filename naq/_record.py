@@ -111,8 +111,18 @@ def _make_converter() -> cattrs.Converter:
         lambda v, _: tuple(float(x) for x in v) if isinstance(v, list) else float(v),
     )
     # The history grows with every step: a direct hook keeps it cheap to write.
-    converter.register_unstructure_hook(
-        StatusChange, lambda step: {"status": step.status.value, "at": as_utc(step.at).isoformat()}
+    converter.register_unstructure_hook_func(
+        lambda kind: kind == tuple[StatusChange, ...],
+        lambda steps: [
+            {"status": step.status.value, "at": as_utc(step.at).isoformat()} for step in steps
+        ],
+    )
+    converter.register_structure_hook_func(
+        lambda kind: kind == tuple[StatusChange, ...],
+        lambda steps, _: tuple(
+            StatusChange(JobStatus(step["status"]), as_utc(datetime.fromisoformat(step["at"])))
+            for step in steps
+        ),
     )
     # ``Any`` fields hold already JSON-safe values; keep them as they are.
     converter.register_structure_hook(Any, lambda v, _: v)

@@ -207,10 +207,14 @@ class JobRunner:
         running = _Running(context, anyio.CancelScope(), is_async_callable(func))
         self._running[record.id] = running
         try:
-            with running.scope, context.active():
-                outcome = await execute(
-                    func, args, kwargs, timeout=record.job_timeout, limiter=limiter
-                )
+            with running.scope:
+                token = context.activate()
+                try:
+                    outcome = await execute(
+                        func, args, kwargs, timeout=record.job_timeout, limiter=limiter
+                    )
+                finally:
+                    context.deactivate(token)
         finally:
             del self._running[record.id]
         current = context.record
