@@ -67,7 +67,14 @@ async def _measure(url: str, engine: str, pending: int, probes: int, spread: flo
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
-        sub = await js.pull_subscribe("naq.jobs.bench_probe", durable="bench_probe")
+        # Server-fired runs land on the queue's subject, the naq engine's on per-job subjects.
+        await js.add_consumer(
+            "NAQ_JOBS",
+            durable_name="bench_probe",
+            filter_subjects=["naq.jobs.bench_probe", "naq.jobs.bench_probe.*"],
+            ack_policy="explicit",
+        )
+        sub = await js.pull_subscribe_bind("bench_probe", "NAQ_JOBS")
         lateness: dict[str, float] = {}
         deadline = time.monotonic() + spread + 60
         while len(lateness) < probes and time.monotonic() < deadline:
