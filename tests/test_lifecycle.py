@@ -239,3 +239,12 @@ async def test_result_ttl_removes_the_record(client, nats_url, queue_name):
             except naq.JobNotFound:
                 break
             await anyio.sleep(0.2)
+
+
+async def test_deleting_a_message_already_gone_is_not_an_error(client, nats_url, queue_name):
+    # cancel() reads the queued message, then deletes it: a worker may ack it in between.
+    job = await client.enqueue(jobs.add, 1, 1, queue=queue_name)
+    transport = client._connection.transport
+    queued = await client._connection.call(transport.queued_message, job.id)
+    assert await client.drain(queue_name) == 1
+    assert await client._connection.call(transport.delete_queued, queued.sequence) is False

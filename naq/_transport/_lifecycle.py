@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["DeadLetter", "LifecycleMixin", "RawEvent", "StoredMessage"]
 
 _WRONG_LAST_SEQUENCE = 10071
+_SEQUENCE_NOT_FOUND = 10043
 
 
 @attrs.frozen
@@ -101,10 +102,18 @@ class LifecycleMixin:
 
     async def delete_queued(self, sequence: int) -> bool:
         """Remove a job message from its queue; False if a worker already acked it."""
+        return await self._delete(JOBS_STREAM, sequence)
+
+    async def _delete(self, stream: str, sequence: int) -> bool:
+        """Delete one stored message; False if it is gone already (acked, or deleted)."""
         try:
-            return bool(await self._js.delete_msg(JOBS_STREAM, sequence))
+            return bool(await self._js.delete_msg(stream, sequence))
         except nats.js.errors.NotFoundError:
             return False
+        except nats.js.errors.BadRequestError as exc:
+            if exc.err_code == _SEQUENCE_NOT_FOUND:
+                return False
+            raise
 
     async def write_record(
         self,
@@ -244,7 +253,5 @@ class LifecycleMixin:
         return _dead_letter(msg)
 
     async def delete_dead_letter(self, sequence: int) -> bool:
-        try:
-            return bool(await self._js.delete_msg(DEAD_STREAM, sequence))
-        except nats.js.errors.NotFoundError:
-            return False
+        """Drop a dead letter; False if it is gone already."""
+        return await self._delete(DEAD_STREAM, sequence)
