@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 __all__ = ["DeadLetter", "LifecycleMixin", "RawEvent", "StoredMessage"]
 
 _WRONG_LAST_SEQUENCE = 10071
-_SEQUENCE_NOT_FOUND = 10043
+_MESSAGE_GONE = frozenset({10043, 10057})
+"""JetStream's "sequence not found" and "no message found": deleted, or acked meanwhile."""
 
 
 @attrs.frozen
@@ -110,8 +111,8 @@ class LifecycleMixin:
             return bool(await self._js.delete_msg(stream, sequence))
         except nats.js.errors.NotFoundError:
             return False
-        except nats.js.errors.BadRequestError as exc:
-            if exc.err_code == _SEQUENCE_NOT_FOUND:
+        except nats.js.errors.APIError as exc:
+            if exc.err_code in _MESSAGE_GONE:
                 return False
             raise
 
