@@ -87,6 +87,6 @@ def test_client_opened_before_fork_connects_anew_in_the_child(nats_url, queue_na
         client.cancel_schedule(schedule.id)
         assert [r["result"] for r in reports] == [n + 1 for n in range(6)]
         assert all(r["own_connection"] for r in reports)
-        assert all(r["schedules"] == [schedule.id] for r in reports)
+        assert all(r["schedules"] == [schedule.id] for r in reports), reports
         assert client._async._connection.transport._nc is _inherited["nc"]
         assert client.enqueue(jobs.add, 5, 5, queue=queue_name).result(timeout=30) == 10

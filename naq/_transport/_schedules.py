@@ -174,17 +174,23 @@ class ScheduleStore:
             return None
 
     async def all(self) -> list[tuple[str, bytes, int]]:
-        """Every definition (id, data, revision), read through one ordered consumer."""
+        """Every definition (id, data, revision), read through one ordered consumer.
+
+        An ordered consumer that resets (a gap, a slow reader) delivers entries again: keep
+        each key once, at its newest revision.
+        """
         watcher = await self._kv.watchall(ignore_deletes=True)
-        found: list[tuple[str, bytes, int]] = []
+        found: dict[str, tuple[str, bytes, int]] = {}
         try:
             async for entry in watcher:
                 if entry is None:
                     break
-                found.append((entry.key, entry.value, entry.revision))
+                seen = found.get(entry.key)
+                if seen is None or seen[2] < entry.revision:
+                    found[entry.key] = (entry.key, entry.value, entry.revision)
         finally:
             await watcher.stop()
-        return found
+        return list(found.values())
 
     async def update(
         self, schedule_id: str, decide: Callable[[bytes | None], tuple[bytes | None, Any]]
