@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import cattrs
@@ -25,7 +25,9 @@ __all__ = [
     "JobRecord",
     "JobStatus",
     "StatusChange",
+    "decode_json",
     "decode_record",
+    "encode_json",
     "encode_record",
 ]
 
@@ -131,18 +133,32 @@ def _make_converter() -> cattrs.Converter:
 
 _converter = _make_converter()
 
+T = TypeVar("T")
+
+
+def encode_json(value: Any, converter: cattrs.Converter = _converter) -> bytes:
+    """An attrs model as compact JSON bytes."""
+    return json.dumps(converter.unstructure(value), separators=(",", ":")).encode()
+
+
+def decode_json(
+    data: bytes, kind: type[T], what: str, converter: cattrs.Converter = _converter
+) -> T:
+    """Parse JSON bytes into ``kind``, or raise SerializationError saying what is wrong."""
+    try:
+        return converter.structure(json.loads(data), kind)
+    except cattrs.BaseValidationError as exc:
+        details = "; ".join(cattrs.transform_error(exc))
+        raise SerializationError(f"not {what}: {details}") from exc
+    except (ValueError, TypeError, KeyError) as exc:
+        raise SerializationError(f"not {what}: {exc}") from exc
+
 
 def encode_record(record: JobRecord) -> bytes:
     """Serialize a record to compact JSON bytes."""
-    return json.dumps(_converter.unstructure(record), separators=(",", ":")).encode()
+    return encode_json(record)
 
 
 def decode_record(data: bytes) -> JobRecord:
     """Parse JSON bytes into a record, or raise SerializationError saying what is wrong."""
-    try:
-        return _converter.structure(json.loads(data), JobRecord)
-    except cattrs.BaseValidationError as exc:
-        details = "; ".join(cattrs.transform_error(exc))
-        raise SerializationError(f"not a naq job record: {details}") from exc
-    except (ValueError, TypeError, KeyError) as exc:
-        raise SerializationError(f"not a naq job record: {exc}") from exc
+    return decode_json(data, JobRecord, "a naq job record")

@@ -10,14 +10,12 @@ overwrite each other: the loser re-reads and decides again.
 from __future__ import annotations
 
 import enum
-import json
 from datetime import datetime
 
 import attrs
-import cattrs
 
-from ._errors import ConfigurationError, SerializationError
-from ._record import JobRecord, JobStatus, _make_converter
+from ._errors import ConfigurationError
+from ._record import JobRecord, JobStatus, _make_converter, decode_json, encode_json
 from ._schedule import Trigger, first_due, next_due, run_job_id
 
 __all__ = [
@@ -105,17 +103,11 @@ _converter = _make_converter()
 
 
 def encode_schedule(schedule: Schedule) -> bytes:
-    return json.dumps(_converter.unstructure(schedule), separators=(",", ":")).encode()
+    return encode_json(schedule, _converter)
 
 
 def decode_schedule(data: bytes) -> Schedule:
-    try:
-        return _converter.structure(json.loads(data), Schedule)
-    except cattrs.BaseValidationError as exc:
-        details = "; ".join(cattrs.transform_error(exc))
-        raise SerializationError(f"not a naq schedule: {details}") from exc
-    except (ValueError, TypeError, KeyError) as exc:
-        raise SerializationError(f"not a naq schedule: {exc}") from exc
+    return decode_json(data, Schedule, "a naq schedule", _converter)
 
 
 def _exhausted(schedule: Schedule, runs: int) -> bool:
