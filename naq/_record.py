@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import attrs
@@ -71,7 +71,7 @@ class StatusChange:
 
 @attrs.frozen
 class JobRecord:
-    """Everything known about one job. Updated copies are made with ``attrs.evolve``."""
+    """Everything known about one job. Updated copies are made with :meth:`moved_to`."""
 
     id: str
     queue: str
@@ -99,9 +99,12 @@ class JobRecord:
 
     def moved_to(self, status: JobStatus, at: datetime, **changes: Any) -> JobRecord:
         """A copy in ``status``, with the step added to ``history`` (and other changes)."""
-        return attrs.evolve(
-            self, status=status, history=(*self.history, StatusChange(status, at)), **changes
-        )
+        fields = {name: getattr(self, name) for name in _FIELD_NAMES}
+        fields.update(changes, status=status, history=(*self.history, StatusChange(status, at)))
+        return JobRecord(**fields)
+
+
+_FIELD_NAMES = tuple(field.name for field in attrs.fields(JobRecord))
 
 
 def _make_converter() -> cattrs.Converter:
@@ -155,10 +158,149 @@ def decode_json(
 
 
 def encode_record(record: JobRecord) -> bytes:
-    """Serialize a record to compact JSON bytes."""
-    return encode_json(record)
+    """Serialize a record to compact JSON bytes (what the cattrs converter writes, faster).
+
+    Records are written twice per job on the worker's hot path, so this builds the JSON
+    object by hand; the converter stays the definition for everything else.
+    """
+    data: dict[str, Any] = {
+        "id": record.id,
+        "queue": record.queue,
+        "func_name": record.func_name,
+        "serializer": record.serializer,
+        "payload": record.payload,
+        "status": record.status.value,
+        "enqueued_at": _iso(record.enqueued_at),
+    }
+    if record.job_timeout is not None:
+        data["job_timeout"] = record.job_timeout
+    if record.retry is not None:
+        data["retry"] = _converter.unstructure(record.retry)
+    if record.result_ttl is not None:
+        data["result_ttl"] = record.result_ttl
+    if record.meta:
+        data["meta"] = record.meta
+    if record.attempts:
+        data["attempts"] = record.attempts
+    if record.started_at is not None:
+        data["started_at"] = _iso(record.started_at)
+    if record.ended_at is not None:
+        data["ended_at"] = _iso(record.ended_at)
+    if record.worker_id is not None:
+        data["worker_id"] = record.worker_id
+    if record.result is not None:
+        data["result"] = record.result
+    if record.error is not None:
+        error = record.error
+        data["error"] = {"type": error.type, "message": error.message, "traceback": error.traceback}
+    if record.failure_ttl is not None:
+        data["failure_ttl"] = record.failure_ttl
+    if record.ttl is not None:
+        data["ttl"] = record.ttl
+    if record.depends_on:
+        data["depends_on"] = list(record.depends_on)
+    if record.allow_dependency_failures:
+        data["allow_dependency_failures"] = True
+    if record.progress is not None:
+        data["progress"] = record.progress
+    if record.history:
+        # Steps share their datetimes with the fields above: format each one once.
+        known = {id(record.enqueued_at): data["enqueued_at"]}
+        if record.started_at is not None:
+            known[id(record.started_at)] = data["started_at"]
+        if record.ended_at is not None:
+            known[id(record.ended_at)] = data["ended_at"]
+        data["history"] = [
+            {"status": s.status.value, "at": known.get(id(s.at)) or _iso(s.at)}
+            for s in record.history
+        ]
+    return _dumps(data).encode()
 
 
 def decode_record(data: bytes) -> JobRecord:
-    """Parse JSON bytes into a record, or raise SerializationError saying what is wrong."""
-    return decode_json(data, JobRecord, "a naq job record")
+    """Parse JSON bytes into a record, or raise SerializationError saying what is wrong.
+
+    A well-formed record takes a direct path; anything else goes through the converter,
+    which accepts what it accepts and explains what it refuses.
+    """
+    try:
+        return _record_from_dict(json.loads(data))
+    except Exception:  # noqa: BLE001 - the converter below decides, and says why
+        return decode_json(data, JobRecord, "a naq job record")
+
+
+def _iso(value: datetime) -> str:
+    return (value if value.tzinfo is UTC else as_utc(value)).isoformat()
+
+
+def _utc(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo is UTC else as_utc(value)
+
+
+def _optional(kind: type, value: Any) -> Any:
+    if value is None or type(value) is kind:
+        return value
+    if kind is float and type(value) is int:
+        return float(value)
+    raise TypeError(f"expected {kind.__name__}, got {value!r}")
+
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_STATUSES = {status.value: status for status in JobStatus}
+_STRINGS = ("id", "queue", "func_name", "serializer")
+
+
+def _record_from_dict(raw: dict[str, Any]) -> JobRecord:
+    """The common case of :func:`decode_record`; raises on anything it does not expect."""
+    for key in _STRINGS:
+        if type(raw[key]) is not str:
+            raise TypeError(key)
+    meta = raw.get("meta", {})
+    depends_on = raw.get("depends_on", ())
+    if type(meta) is not dict or any(type(d) is not str for d in depends_on):
+        raise TypeError("meta or depends_on")
+    error = raw.get("error")
+    retry = raw.get("retry")
+    allow_failures = raw.get("allow_dependency_failures", False)
+    if type(allow_failures) is not bool:
+        raise TypeError("allow_dependency_failures")
+    attempts = raw.get("attempts", 0)
+    if type(attempts) is not int:
+        raise TypeError("attempts")
+    started_at = raw.get("started_at")
+    ended_at = raw.get("ended_at")
+    return JobRecord(
+        id=raw["id"],
+        queue=raw["queue"],
+        func_name=raw["func_name"],
+        serializer=raw["serializer"],
+        payload=raw["payload"],
+        status=_STATUSES[raw["status"]],
+        enqueued_at=_utc(raw["enqueued_at"]),
+        job_timeout=_optional(float, raw.get("job_timeout")),
+        retry=None if retry is None else _converter.structure(retry, Retry),
+        result_ttl=_optional(float, raw.get("result_ttl")),
+        meta=meta,
+        attempts=attempts,
+        started_at=None if started_at is None else _utc(started_at),
+        ended_at=None if ended_at is None else _utc(ended_at),
+        worker_id=_optional(str, raw.get("worker_id")),
+        result=raw.get("result"),
+        error=None
+        if error is None
+        else ErrorInfo(
+            _optional(str, error["type"]),
+            _optional(str, error["message"]),
+            _optional(str, error["traceback"]),
+        ),
+        failure_ttl=_optional(float, raw.get("failure_ttl")),
+        ttl=_optional(float, raw.get("ttl")),
+        depends_on=tuple(depends_on),
+        allow_dependency_failures=allow_failures,
+        progress=_optional(float, raw.get("progress")),
+        history=tuple(
+            StatusChange(_STATUSES[step["status"]], _utc(step["at"]))
+            for step in raw.get("history", ())
+        ),
+    )

@@ -5,11 +5,19 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta, timezone
 
+import attrs
 import pytest
 
 import naq
 import naq_sync
-from naq._record import decode_record, encode_record
+from naq._record import (
+    ErrorInfo,
+    StatusChange,
+    decode_json,
+    decode_record,
+    encode_json,
+    encode_record,
+)
 from naq._serializers import JsonSerializer, PickleSerializer, serializer_for_record
 from tests import jobs
 
@@ -65,6 +73,49 @@ class TestRecord:
         naive = self._record(enqueued_at=datetime(2026, 1, 1, 12, 0))
         decoded = decode_record(encode_record(naive))
         assert decoded.enqueued_at == datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    def _full_record(self):
+        """Every field set away from its default, as a record late in its life."""
+        at = datetime(2026, 1, 1, 12, 0, 1, 5, tzinfo=UTC)
+        record = self._record(
+            job_timeout=5.0,
+            result_ttl=-1.0,
+            meta={"k": [1, {"a": None}]},
+            failure_ttl=60.0,
+            ttl=30.0,
+            depends_on=("a", "b"),
+            allow_dependency_failures=True,
+            progress=0.5,
+            history=(StatusChange(naq.JobStatus.QUEUED, at),),
+        )
+        record = record.moved_to(
+            naq.JobStatus.STARTED, at, started_at=at, attempts=2, worker_id="w1"
+        )
+        return record.moved_to(
+            naq.JobStatus.FAILED,
+            at + timedelta(seconds=1),
+            ended_at=at + timedelta(seconds=1),
+            result="r",
+            error=ErrorInfo("ValueError", "bad", "Traceback ..."),
+        )
+
+    @pytest.mark.parametrize("which", ["fresh", "full"])
+    def test_fast_codec_matches_the_converter(self, which):
+        """The hand-written hot path writes and reads exactly what the cattrs model does."""
+        record = self._record() if which == "fresh" else self._full_record()
+        data = encode_record(record)
+        assert data == encode_json(record)
+        assert decode_record(data) == decode_json(data, naq.JobRecord, "a naq job record")
+        assert decode_record(data) == attrs.evolve(
+            record,
+            enqueued_at=record.enqueued_at.astimezone(UTC),
+            history=tuple(StatusChange(s.status, s.at.astimezone(UTC)) for s in record.history),
+        )
+
+    def test_integer_for_a_float_field_is_read_as_a_float(self):
+        """As the converter reads it: JSON writers may drop the ".0"."""
+        data = encode_record(self._record()).replace(b'"status"', b'"job_timeout":3,"status"')
+        assert decode_record(data).job_timeout == 3.0
 
     @pytest.mark.parametrize("data", [b"\x00\xff garbage", b"[1, 2]", b'{"id": "x"}', b""])
     def test_garbage_is_a_clear_error(self, data):
