@@ -19,6 +19,7 @@ from ._dead_letters import (
 )
 from ._errors import ConfigurationError, EnqueueError, NaqConnectionError
 from ._events import EventStream
+from ._ids import new_job_id
 from ._job import Job
 from ._lifecycle import cancel, defer
 from ._record import JobRecord, JobStatus, StatusChange, decode_record, encode_record
@@ -434,7 +435,7 @@ class Client:
         now = utcnow()
         status = JobStatus.DEFERRED if options.depends_on else JobStatus.QUEUED
         return JobRecord(
-            id=check_job_id(job_id) if job_id is not None else uuid.uuid4().hex,
+            id=check_job_id(job_id) if job_id is not None else new_job_id(),
             queue=options.queue,
             func_name=func_name,
             serializer=serializer.name,

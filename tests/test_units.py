@@ -175,3 +175,45 @@ def test_error_tree():
         assert issubclass(error, naq.NaqError)
     assert issubclass(naq.ResultTimeout, TimeoutError)
     assert issubclass(naq.ConfigurationError, ValueError)
+
+
+class TestJobIds:
+    def test_ids_are_valid_job_ids_and_unique_across_threads(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        from naq._ids import new_job_id
+        from naq._transport import check_job_id
+
+        with ThreadPoolExecutor(8) as pool:
+            batches = list(pool.map(lambda _: [new_job_id() for _ in range(5000)], range(8)))
+        ids = [job_id for batch in batches for job_id in batch]
+        assert len(set(ids)) == len(ids) == 40_000
+        assert all(check_job_id(job_id) and len(job_id) == 28 for job_id in ids[:100])
+
+    def test_a_forked_child_draws_its_own_prefix(self):
+        import os
+
+        from naq._ids import new_job_id
+
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report one id and leave at once
+            os.write(write_end, new_job_id().encode())
+            os._exit(0)
+        os.waitpid(pid, 0)
+        child_id = os.read(read_end, 100).decode()
+        os.close(read_end)
+        os.close(write_end)
+        assert len(child_id) == 28
+        assert child_id[:16] != new_job_id()[:16]
+
+    def test_an_exhausted_sequence_renews_the_prefix(self):
+        import itertools
+
+        from naq._ids import _SEQUENCE_END, _IdSource
+
+        source = _IdSource()
+        source._state = ("0" * 16, itertools.count(_SEQUENCE_END - 1))
+        assert source.next() == "0" * 16 + f"{_SEQUENCE_END - 1:012x}"
+        renewed = source.next()
+        assert not renewed.startswith("0" * 16) and len(renewed) == 28

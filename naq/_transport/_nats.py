@@ -39,7 +39,7 @@ from ._names import (
     record_subject,
     stored_record_subject,
 )
-from ._publisher import AckedPublisher, PublishError
+from ._publisher import AckedPublisher, OutgoingMessage, PublishError
 from ._pull import PullConsumer
 
 __all__ = [
@@ -373,46 +373,23 @@ class NatsTransport(LifecycleMixin):
         return await self._link.call(what, publish, retry=retry)
 
     async def _enqueue_many_once(self, jobs: Sequence[OutgoingJob]) -> list[tuple[str, NaqError]]:
-        futures = [
-            await self._publish(
-                job_subject(job.queue, job.job_id),
-                job.record,
-                {"Nats-Msg-Id": job.job_id} if job.dedupe else None,
-            )
-            for job in jobs
-        ]
+        assert self._publisher is not None
         # No timeout of its own: the Link's deadline bounds the whole call.
-        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        outcomes = await self._publisher.publish_all(
+            [
+                OutgoingMessage(
+                    job_subject(job.queue, job.job_id),
+                    job.record,
+                    {"Nats-Msg-Id": job.job_id} if job.dedupe else None,
+                )
+                for job in jobs
+            ]
+        )
         return [
             (job.job_id, _publish_failure(self.url, outcome))
             for job, outcome in zip(jobs, outcomes, strict=True)
-            if isinstance(outcome, BaseException)
+            if outcome is not None
         ]
-
-    async def _publish(
-        self, subject: str, payload: bytes, headers: dict[str, str] | None = None
-    ) -> asyncio.Future[int]:
-        assert self._publisher is not None
-        try:
-            return await self._publisher.publish(subject, payload, headers)
-        except nats.errors.Error as exc:  # too large, buffer full while reconnecting, closed
-            failed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-            failed.set_exception(exc)
-            return failed
-
-    async def _confirmations(
-        self, futures: Sequence[asyncio.Future[int]]
-    ) -> list[BaseException | None]:
-        """Wait for the server's acks, at most ``ACK_TIMEOUT``; an error (or None) for each."""
-        done, _ = await asyncio.wait(futures, timeout=ACK_TIMEOUT) if futures else (set(), None)
-        outcomes: list[BaseException | None] = []
-        for future in futures:
-            if future not in done:
-                future.cancel()
-                outcomes.append(TimeoutError(f"no ack from JetStream within {ACK_TIMEOUT} s"))
-            else:
-                outcomes.append(future.exception())
-        return outcomes
 
     async def get_record(self, job_id: str) -> bytes | None:
         """The current record of a job, or None when there is none.
@@ -531,6 +508,7 @@ class NatsTransport(LifecycleMixin):
         sees a job's final record also finds its dead letter. An item whose dead letter or
         record could not be stored is not acknowledged: the server delivers it again.
         """
+        assert self._publisher is not None
         errors: list[BaseException | None] = [None] * len(settlements)
         dead = [
             (i, item)
@@ -538,27 +516,32 @@ class NatsTransport(LifecycleMixin):
             if item.dead_reason is not None and item.delivery is not None
         ]
         if dead:
-            headers = [
-                {"Naq-Reason": item.dead_reason, "Naq-Job-Id": item.job_id} for _, item in dead
-            ]
-            futures = [
-                await self._publish(
-                    dead_subject(item.queue, item.job_id), item.delivery.data, header
+            letters = [
+                OutgoingMessage(
+                    dead_subject(item.queue, item.job_id),
+                    item.delivery.data,
+                    {"Naq-Reason": item.dead_reason, "Naq-Job-Id": item.job_id},
                 )
-                for (_, item), header in zip(dead, headers, strict=True)
+                for _, item in dead
             ]
-            for (i, _), error in zip(dead, await self._confirmations(futures), strict=True):
+            outcomes = await self._publisher.publish_all(letters, ACK_TIMEOUT)
+            for (i, _), error in zip(dead, outcomes, strict=True):
                 errors[i] = error
-        writes: list[tuple[int, asyncio.Future[int]]] = []
+        writes: list[int] = []
+        records: list[OutgoingMessage] = []
         for i, item in enumerate(settlements):
             if item.record is not None and errors[i] is None:
                 headers = {"Naq-Event": item.event} if item.event else {}
                 if item.record_ttl:
                     headers["Nats-TTL"] = str(int(item.record_ttl))
-                subject = record_subject(item.queue, item.job_id)
-                writes.append((i, await self._publish(subject, item.record, headers or None)))
-        confirmations = await self._confirmations([future for _, future in writes])
-        for (i, _), error in zip(writes, confirmations, strict=True):
+                writes.append(i)
+                records.append(
+                    OutgoingMessage(
+                        record_subject(item.queue, item.job_id), item.record, headers or None
+                    )
+                )
+        outcomes = await self._publisher.publish_all(records, ACK_TIMEOUT)
+        for i, error in zip(writes, outcomes, strict=True):
             errors[i] = error
         for item, error in zip(settlements, errors, strict=True):
             if error is None and item.delivery is not None:
