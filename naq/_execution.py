@@ -62,16 +62,17 @@ async def execute(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     *,
+    is_async: bool,
     timeout: float | None,
     limiter: anyio.CapacityLimiter,
 ) -> Outcome:
     """Run ``func`` and return its Outcome; exceptions become errors, cancellation propagates.
 
+    ``is_async`` is :func:`is_async_callable` of ``func``, which the caller knows already.
     An async function runs in the current task and is cancelled at ``timeout``. A sync
     function runs in a worker thread under ``limiter``; at ``timeout`` the job is failed but
     Python cannot stop the thread, which runs on until the function returns.
     """
-    is_async = is_async_callable(func)
     if timeout is None:  # no cancel scope to pay for on the common path
         return await _call(func, args, kwargs, is_async, limiter)
     with anyio.move_on_after(timeout):

@@ -12,6 +12,7 @@ import json
 import math
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 import attrs
@@ -28,7 +29,7 @@ from ._transport import Delivery, Settlement
 from ._transport._nats import RECORD_HEADROOM
 from ._transport._schedules import ServerFire, server_fire
 
-__all__ = ["JobRunner", "Update", "settlements"]
+__all__ = ["JobRunner", "StartedJob", "Update", "settlements"]
 
 
 def keep_for(ttl: float | None, default: float | None) -> float | None:
@@ -81,16 +82,25 @@ def settlements(batch: list[Update]) -> list[Settlement]:
     ]
 
 
-@attrs.define
-class _Running:
+@attrs.define(eq=False)
+class StartedJob:
+    """A job past its checks, with its "started" record published, ready to run."""
+
+    delivery: Delivery
+    queue: str
+    record: JobRecord
     context: JobContext
-    scope: anyio.CancelScope
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    serializer: Serializer
     is_async: bool
+    scope: anyio.CancelScope | None = None
 
     def cancel(self) -> None:
         # An async job is interrupted; a sync one cannot be, and sees ``cancelled`` instead.
         self.context._cancel()
-        if self.is_async:
+        if self.is_async and self.scope is not None:
             self.scope.cancel()
 
 
@@ -133,7 +143,7 @@ class JobRunner:
         self.max_deliveries = max_deliveries
         self._dependency_results = dependency_results
         self._claim_fired_run = claim_fired_run
-        self._running: dict[str, _Running] = {}
+        self._running: dict[str, StartedJob] = {}
         self.max_payload: int | None = None
         """The server's max_payload, set once connected: larger results fail the job."""
         self._cancelled = _RecentIds()
@@ -149,13 +159,10 @@ class JobRunner:
         if running is not None:
             running.cancel()
 
-    async def run(
-        self,
-        delivery: Delivery,
-        queue: str,
-        limiter: anyio.CapacityLimiter,
-        publish: Callable[[Update], None],
-    ) -> Update:
+    async def start(
+        self, delivery: Delivery, queue: str, publish: Callable[[Update], None]
+    ) -> StartedJob | Update:
+        """Decode and check a delivery: a job to :meth:`execute`, or its final Update now."""
         try:
             record = decode_record(delivery.data)
         except SerializationError as exc:
@@ -204,27 +211,46 @@ class JobRunner:
         publish(Update(started, event="started"))
         results = await self._dependency_results(record) if record.depends_on else {}
         context = JobContext(started, lambda r: publish(Update(r, event="progress")), results)
-        running = _Running(context, anyio.CancelScope(), is_async_callable(func))
-        self._running[record.id] = running
+        return StartedJob(
+            delivery, queue, record, context, func, args, kwargs, serializer,
+            is_async_callable(func),
+        )  # fmt: skip
+
+    async def execute(
+        self, job: StartedJob, limiter: anyio.CapacityLimiter, scope: anyio.CancelScope
+    ) -> Update:
+        """Run the job's function and return its outcome as an Update.
+
+        ``scope`` is the caller's, entered around this call: a cancel notice for this job
+        cancels it, and the Cancelled exception propagates out of here. The caller then
+        records the job with :meth:`interrupted` (one scope per runner task, renewed after a
+        cancel, costs less than a scope per job).
+        """
+        record = job.record
+        job.scope = scope
+        self._running[record.id] = job
         try:
-            with running.scope:
-                token = context.activate()
-                try:
-                    outcome = await execute(
-                        func, args, kwargs, timeout=record.job_timeout, limiter=limiter
-                    )
-                finally:
-                    context.deactivate(token)
+            token = job.context.activate()
+            try:
+                outcome = await execute(
+                    job.func,
+                    job.args,
+                    job.kwargs,
+                    is_async=job.is_async,
+                    timeout=record.job_timeout,
+                    limiter=limiter,
+                )
+            finally:
+                job.context.deactivate(token)
         finally:
             del self._running[record.id]
-        current = context.record
-        if context.cancelled:
-            why = ErrorInfo("JobCanceled", "canceled while it ran", "")
-            return self._canceled(current, why, delivery)
+        current = job.context.record
+        if job.context.cancelled:
+            return self.interrupted(job)
         if outcome.error is None:
             try:
-                encoded = serializer.encode_value(outcome.value)
-                self._check_fits(delivery, encoded)
+                encoded = job.serializer.encode_value(outcome.value)
+                self._check_fits(job.delivery, encoded)
             except SerializationError as exc:
                 outcome = Outcome(error=error_info(exc))
             else:
@@ -233,9 +259,15 @@ class JobRunner:
                     JobStatus.FINISHED, ended, ended_at=ended, result=encoded
                 )
                 ttl = keep_for(record.result_ttl, DEFAULT_RESULT_TTL)
-                return Update(finished, delivery, record_ttl=ttl, event="finished")
+                return Update(finished, job.delivery, record_ttl=ttl, event="finished")
         assert outcome.error is not None
-        return self._failed(current, attempt, outcome.error, delivery, retry=True)
+        attempt = job.delivery.num_delivered
+        return self._failed(current, attempt, outcome.error, job.delivery, retry=True)
+
+    def interrupted(self, job: StartedJob) -> Update:
+        """The Update of a job cancelled while it ran."""
+        why = ErrorInfo("JobCanceled", "canceled while it ran", "")
+        return self._canceled(job.context.record, why, job.delivery)
 
     def _check_fits(self, delivery: Delivery, result: object) -> None:
         """Refuse a result whose record the server could never store.

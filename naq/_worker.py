@@ -26,7 +26,7 @@ from ._errors import ConfigurationError
 from ._heartbeat import WorkerStats, heartbeat_loop
 from ._lifecycle import dependency_results, jobs_ended
 from ._record import JobRecord
-from ._runner import JobRunner, Update, settlements
+from ._runner import JobRunner, StartedJob, Update, settlements
 from ._scheduling import claim_fired_run
 from ._serializers import Serializer, worker_serializer
 from ._settings import ConnectOptions, default_replicas, resolve_connect_options
@@ -245,20 +245,38 @@ class Worker:
         limiter: anyio.CapacityLimiter,
         send: MemoryObjectSendStream[Update],
     ) -> None:
-        """One of ``concurrency`` long-lived tasks that run jobs (cheaper than a task each)."""
+        """One of ``concurrency`` long-lived tasks that run jobs (cheaper than a task each).
+
+        Its jobs run under one cancel scope, which a cancel notice for the running job
+        cancels; a new scope is made only after that.
+        """
         while True:
-            try:
-                delivery, queue = await dispatch.get()
-            except anyio.EndOfStream:
-                return
-            self.stats.running += 1
-            try:
-                update = await self._jobs.run(delivery, queue, limiter, send.send_nowait)
-            finally:
-                slots.release()
-                self.stats.running -= 1
-            self.stats.job_ended(queue, ok=update.nak_delay is None and update.dead_reason is None)
-            send.send_nowait(update)
+            job: StartedJob | None = None
+            with anyio.CancelScope() as scope:
+                while not scope.cancel_called:
+                    try:
+                        delivery, queue = await dispatch.get()
+                    except anyio.EndOfStream:
+                        return
+                    self.stats.running += 1
+                    try:
+                        started = await self._jobs.start(delivery, queue, send.send_nowait)
+                        if isinstance(started, Update):
+                            update = started
+                        else:
+                            job = started
+                            update = await self._jobs.execute(job, limiter, scope)
+                            job = None
+                    finally:
+                        slots.release()
+                        self.stats.running -= 1
+                    self._job_ended(queue, update, send)
+            if job is not None:  # the scope stopped this job: it was cancelled
+                self._job_ended(job.queue, self._jobs.interrupted(job), send)
+
+    def _job_ended(self, queue: str, update: Update, send: MemoryObjectSendStream[Update]) -> None:
+        self.stats.job_ended(queue, ok=update.nak_delay is None and update.dead_reason is None)
+        send.send_nowait(update)
 
     async def _settle_loop(self, receive: MemoryObjectReceiveStream[Update]) -> None:
         connection = self._connection

@@ -164,6 +164,17 @@ async def test_cancel_running_async_job_within_a_second(client, nats_url, queue_
     assert job.record.error.message == "canceled while it ran"
 
 
+async def test_a_runner_goes_on_after_its_job_was_cancelled(client, nats_url, queue_name):
+    """Jobs share their runner's cancel scope: after a cancel, that runner still runs jobs."""
+    async with run_signals() as runs, running_worker(nats_url, [queue_name], concurrency=1):
+        job = await client.enqueue(jobs.async_signal_and_wait, runs.port, queue=queue_name)
+        await runs.wait_for(1)
+        await client.cancel(job.id)
+        assert await job.wait_until(naq.JobStatus.CANCELED, timeout=10) is naq.JobStatus.CANCELED
+        after = [await client.enqueue(jobs.add, n, 1, queue=queue_name) for n in range(3)]
+        assert [await j.result(timeout=20) for j in after] == [1, 2, 3]
+
+
 async def test_cancel_running_sync_job_sets_its_flag(client, nats_url, queue_name):
     async with run_signals() as runs, running_worker(nats_url, [queue_name]):
         job = await client.enqueue(jobs.sync_until_cancelled, runs.port, queue=queue_name)
