@@ -174,7 +174,7 @@ def encode_record(record: JobRecord) -> bytes:
         "func_name": record.func_name,
         "serializer": record.serializer,
         "payload": record.payload,
-        "status": record.status.value,
+        "status": record.status,  # a StrEnum: JSON writes its value
         "enqueued_at": _iso(record.enqueued_at),
     }
     if record.job_timeout is not None:
@@ -216,8 +216,7 @@ def encode_record(record: JobRecord) -> bytes:
         if record.ended_at is not None:
             known[id(record.ended_at)] = data["ended_at"]
         data["history"] = [
-            {"status": s.status.value, "at": known.get(id(s.at)) or _iso(s.at)}
-            for s in record.history
+            {"status": s.status, "at": known.get(id(s.at)) or _iso(s.at)} for s in record.history
         ]
     return _dumps(data).encode()
 
@@ -229,7 +228,7 @@ def decode_record(data: bytes) -> JobRecord:
     which accepts what it accepts and explains what it refuses.
     """
     try:
-        return _record_from_dict(json.loads(data))
+        return _record_from_dict(json.loads(data.decode()))
     except Exception:  # noqa: BLE001 - the converter below decides, and says why
         return decode_json(data, JobRecord, "a naq job record")
 
@@ -241,6 +240,14 @@ def _iso(value: datetime) -> str:
 def _utc(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     return value if value.tzinfo is UTC else as_utc(value)
+
+
+def _utc_once(text: str, seen: dict[str, datetime]) -> datetime:
+    """:func:`_utc`, one object per text: the encoder then formats a shared time once."""
+    found = seen.get(text)
+    if found is None:
+        found = seen[text] = _utc(text)
+    return found
 
 
 def _optional(kind: type, value: Any) -> Any:
@@ -275,6 +282,7 @@ def _record_from_dict(raw: dict[str, Any]) -> JobRecord:
         raise TypeError("attempts")
     started_at = raw.get("started_at")
     ended_at = raw.get("ended_at")
+    times: dict[str, datetime] = {}  # history steps repeat the times above: parse each once
     return JobRecord(
         id=raw["id"],
         queue=raw["queue"],
@@ -282,14 +290,14 @@ def _record_from_dict(raw: dict[str, Any]) -> JobRecord:
         serializer=raw["serializer"],
         payload=raw["payload"],
         status=_STATUSES[raw["status"]],
-        enqueued_at=_utc(raw["enqueued_at"]),
+        enqueued_at=_utc_once(raw["enqueued_at"], times),
         job_timeout=_optional(float, raw.get("job_timeout")),
         retry=None if retry is None else _converter.structure(retry, Retry),
         result_ttl=_optional(float, raw.get("result_ttl")),
         meta=meta,
         attempts=attempts,
-        started_at=None if started_at is None else _utc(started_at),
-        ended_at=None if ended_at is None else _utc(ended_at),
+        started_at=None if started_at is None else _utc_once(started_at, times),
+        ended_at=None if ended_at is None else _utc_once(ended_at, times),
         worker_id=_optional(str, raw.get("worker_id")),
         result=raw.get("result"),
         error=None
@@ -305,7 +313,7 @@ def _record_from_dict(raw: dict[str, Any]) -> JobRecord:
         allow_dependency_failures=allow_failures,
         progress=_optional(float, raw.get("progress")),
         history=tuple(
-            StatusChange(_STATUSES[step["status"]], _utc(step["at"]))
+            StatusChange(_STATUSES[step["status"]], _utc_once(step["at"], times))
             for step in raw.get("history", ())
         ),
     )
