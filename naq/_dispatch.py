@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 
 import anyio
 
-__all__ = ["DispatchQueue"]
+__all__ = ["BatchQueue", "DispatchQueue"]
 
 T = TypeVar("T")
 
@@ -71,3 +71,47 @@ class DispatchQueue(Generic[T]):
         if self._items and not self._waking:
             self._wake_one()  # more work: pass it on, one runner at a time
         return item
+
+
+class BatchQueue(Generic[T]):
+    """Unbounded FIFO for one consumer that takes what is waiting in batches.
+
+    ``async with`` it on the producing side: it closes when the block ends.
+
+    The runners' updates to the settle loop: two per job, so anyio's memory streams (which
+    cost about 2 µs a message, sending and receiving) are replaced by a deque and an Event.
+    """
+
+    def __init__(self) -> None:
+        self._items: collections.deque[T] = collections.deque()
+        self._wake: anyio.Event | None = None
+        self._closed = False
+
+    def put(self, item: T) -> None:
+        self._items.append(item)
+        if self._wake is not None:
+            self._wake.set()
+            self._wake = None
+
+    def close(self) -> None:
+        """No more puts: the consumer gets what is left, then EndOfStream."""
+        self._closed = True
+        if self._wake is not None:
+            self._wake.set()
+            self._wake = None
+
+    async def __aenter__(self) -> BatchQueue[T]:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def get_batch(self, limit: int) -> list[T]:
+        """Wait for at least one item; take up to ``limit`` of those waiting, oldest first."""
+        while not self._items:
+            if self._closed:
+                raise anyio.EndOfStream
+            self._wake = anyio.Event()
+            await self._wake.wait()
+        items = self._items
+        return [items.popleft() for _ in range(min(limit, len(items)))]

@@ -9,7 +9,6 @@ worker lives; a killed worker's messages are redelivered after the ack wait.
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 import uuid
@@ -17,11 +16,10 @@ from collections.abc import Sequence
 
 import anyio
 from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from loguru import logger
 
 from ._connection import Connection
-from ._dispatch import DispatchQueue
+from ._dispatch import BatchQueue, DispatchQueue
 from ._errors import ConfigurationError
 from ._heartbeat import WorkerStats, heartbeat_loop
 from ._lifecycle import dependency_results, jobs_ended
@@ -159,7 +157,7 @@ class Worker:
             logger.info("worker {} stopped", self.id)
 
     async def _serve(self, task_status: TaskStatus[None]) -> None:
-        send, receive = anyio.create_memory_object_stream[Update](math.inf)
+        updates = BatchQueue[Update]()
         slots = anyio.Semaphore(self.concurrency)
         limiter = anyio.CapacityLimiter(self.concurrency)
         async with anyio.create_task_group() as service:
@@ -167,16 +165,16 @@ class Worker:
             service.start_soon(self._cancel_notice_loop)
             await service.start(self._heartbeat)
             async with anyio.create_task_group() as core:
-                core.start_soon(self._settle_loop, receive)
+                core.start_soon(self._settle_loop, updates)
                 # Exits in reverse: fetch loops end and close ``dispatch``, runners finish
-                # their jobs, then ``send`` closes and the settle loop drains what is left.
+                # their jobs, then ``updates`` closes and the settle loop drains what is left.
                 dispatch = DispatchQueue[tuple[Delivery, str]]()
-                async with send, anyio.create_task_group() as runners:
+                async with updates, anyio.create_task_group() as runners:
                     self._jobs_scope = runners.cancel_scope  # its deadline is the grace
                     if self._grace is not None:
                         self._set_grace_deadline(runners.cancel_scope)
                     for _ in range(self.concurrency):
-                        runners.start_soon(self._run_jobs, dispatch, slots, limiter, send)
+                        runners.start_soon(self._run_jobs, dispatch, slots, limiter, updates)
                     try:
                         async with anyio.create_task_group() as fetchers:
                             for queue in self.queues:
@@ -243,7 +241,7 @@ class Worker:
         dispatch: DispatchQueue[tuple[Delivery, str]],
         slots: anyio.Semaphore,
         limiter: anyio.CapacityLimiter,
-        send: MemoryObjectSendStream[Update],
+        updates: BatchQueue[Update],
     ) -> None:
         """One of ``concurrency`` long-lived tasks that run jobs (cheaper than a task each).
 
@@ -260,7 +258,7 @@ class Worker:
                         return
                     self.stats.running += 1
                     try:
-                        started = await self._jobs.start(delivery, queue, send.send_nowait)
+                        started = await self._jobs.start(delivery, queue, updates.put)
                         if isinstance(started, Update):
                             update = started
                         else:
@@ -270,53 +268,50 @@ class Worker:
                     finally:
                         slots.release()
                         self.stats.running -= 1
-                    self._job_ended(queue, update, send)
+                    self._job_ended(queue, update, updates)
             if job is not None:  # the scope stopped this job: it was cancelled
-                self._job_ended(job.queue, self._jobs.interrupted(job), send)
+                self._job_ended(job.queue, self._jobs.interrupted(job), updates)
 
-    def _job_ended(self, queue: str, update: Update, send: MemoryObjectSendStream[Update]) -> None:
+    def _job_ended(self, queue: str, update: Update, updates: BatchQueue[Update]) -> None:
         self.stats.job_ended(queue, ok=update.nak_delay is None and update.dead_reason is None)
-        send.send_nowait(update)
+        updates.put(update)
 
-    async def _settle_loop(self, receive: MemoryObjectReceiveStream[Update]) -> None:
+    async def _settle_loop(self, updates: BatchQueue[Update]) -> None:
         connection = self._connection
         assert connection is not None
-        async with receive:
-            async for first in receive:
-                batch = [first]
-                while len(batch) < _SETTLE_BATCH:
-                    try:
-                        batch.append(receive.receive_nowait())
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
-                batch_settlements = settlements(batch)
-                try:
-                    errors = await connection.call(connection.transport.settle, batch_settlements)
-                except Exception as exc:  # noqa: BLE001 - logged; the jobs are redelivered
-                    logger.error(
-                        "could not settle {} jobs, they will be redelivered: {!r}", len(batch), exc
-                    )
-                    errors = [exc] * len(batch_settlements)
-                unsaved = set()
-                for item, error in zip(batch_settlements, errors, strict=True):
-                    if error is not None:
-                        unsaved.add(item.job_id)
-                        logger.error("could not store outcome of job {}: {!r}", item.job_id, error)
-                ended = [
-                    u.record
-                    for u in batch
-                    if u.delivery is not None
-                    and u.record is not None
-                    and u.record.status.is_terminal
-                    and u.record.id not in unsaved
-                ]
-                await self._release_dependents(ended)
-                # Only now are these jobs done: their dependents are queued (a burst worker
-                # checks for an idle moment by this).
-                for item in batch_settlements:
-                    if item.delivery is not None:
-                        self._in_flight.discard(item.delivery)
-                        self.processed += 1
+        while True:
+            try:
+                batch = await updates.get_batch(_SETTLE_BATCH)
+            except anyio.EndOfStream:
+                return
+            batch_settlements = settlements(batch)
+            try:
+                errors = await connection.call(connection.transport.settle, batch_settlements)
+            except Exception as exc:  # noqa: BLE001 - logged; the jobs are redelivered
+                logger.error(
+                    "could not settle {} jobs, they will be redelivered: {!r}", len(batch), exc
+                )
+                errors = [exc] * len(batch_settlements)
+            unsaved = set()
+            for item, error in zip(batch_settlements, errors, strict=True):
+                if error is not None:
+                    unsaved.add(item.job_id)
+                    logger.error("could not store outcome of job {}: {!r}", item.job_id, error)
+            ended = [
+                u.record
+                for u in batch
+                if u.delivery is not None
+                and u.record is not None
+                and u.record.status.is_terminal
+                and u.record.id not in unsaved
+            ]
+            await self._release_dependents(ended)
+            # Only now are these jobs done: their dependents are queued (a burst worker
+            # checks for an idle moment by this).
+            for item in batch_settlements:
+                if item.delivery is not None:
+                    self._in_flight.discard(item.delivery)
+                    self.processed += 1
 
     async def _release_dependents(self, ended: list[JobRecord]) -> None:
         """Hand ended jobs to the dependency protocol; its errors must not stop settling."""
