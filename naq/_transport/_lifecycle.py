@@ -167,33 +167,38 @@ class LifecycleMixin:
             await self._js.publish(dependency_subject(dependency_id, dependent_id), b"1")
 
     async def dependents_of(self, job_ids: Sequence[str]) -> dict[str, list[str]]:
-        """For each job id, the jobs waiting for it (one request for all of them)."""
+        """For each job id, the jobs waiting for it (requests for all of them sent at once)."""
+        subjects = [dependency_subject(job_id, "*") for job_id in job_ids]
         found: dict[str, list[str]] = {}
-        for start in range(0, len(job_ids), 100):
-            chunk = job_ids[start : start + 100]
-            subjects = [dependency_subject(job_id, "*") for job_id in chunk]
-            for msg in await self._direct_get_many(DEPS_BUCKET_STREAM, subjects):
-                if not msg.data:
-                    continue  # deleted edge
-                subject = (msg.headers or {}).get("Nats-Subject", "")
-                *_, dependency_id, dependent_id = subject.split(".")
-                found.setdefault(dependency_id, []).append(dependent_id)
+        for msg in await self._direct_get_many(DEPS_BUCKET_STREAM, subjects):
+            if not msg.data:
+                continue  # deleted edge
+            subject = (msg.headers or {}).get("Nats-Subject", "")
+            *_, dependency_id, dependent_id = subject.split(".")
+            found.setdefault(dependency_id, []).append(dependent_id)
         return found
 
     async def _direct_get_many(self, stream: str, subjects: list[str]) -> list[Msg]:
+        """The last message of each subject (wildcards allowed), in requests of 100 subjects
+        sent together on one inbox; each request's answers end with a status message."""
         inbox = self._nc.new_inbox()
         sub = await self._nc.subscribe(inbox)
         try:
-            request = {"multi_last": subjects, "batch": 10_000}
-            await self._nc.publish(
-                f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(), reply=inbox
-            )
+            requests = 0
+            for start in range(0, len(subjects), 100):
+                request = {"multi_last": subjects[start : start + 100], "batch": 10_000}
+                await self._nc.publish(
+                    f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(), reply=inbox
+                )
+                requests += 1
             found = []
-            while True:
+            while requests:
                 msg = await sub.next_msg(timeout=10)
                 if (msg.headers or {}).get("Status"):
-                    return found  # 204 end of batch, or 404 nothing matched
-                found.append(msg)
+                    requests -= 1  # 204 end of batch, or 404 nothing matched
+                else:
+                    found.append(msg)
+            return found
         finally:
             await sub.unsubscribe()
 
