@@ -15,7 +15,7 @@ Both are built so that two parties acting at the same moment cannot lose a job:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._connection import Connection
@@ -79,11 +79,19 @@ async def defer(connection: Connection, record: JobRecord) -> bool:
     return True
 
 
-async def jobs_ended(connection: Connection, ended: Sequence[JobRecord]) -> None:
-    """After these jobs' outcomes are stored: release or cancel whatever waits for them."""
+async def jobs_ended(
+    connection: Connection,
+    ended: Sequence[JobRecord],
+    edges: Mapping[str, Sequence[str]] | None = None,
+) -> None:
+    """After these jobs' outcomes are stored: release or cancel whatever waits for them.
+
+    ``edges`` (job id to the ids waiting for it) is looked up unless the caller has it.
+    """
     if not ended:
         return
-    edges = await connection.call(connection.transport.dependents_of, [r.id for r in ended])
+    if edges is None:
+        edges = await connection.call(connection.transport.dependents_of, [r.id for r in ended])
     for record in ended:
         for dependent_id in edges.get(record.id, ()):
             await _try_release(connection, dependent_id)

@@ -285,27 +285,28 @@ class Worker:
             except anyio.EndOfStream:
                 return
             batch_settlements = settlements(batch)
+            terminal = [
+                u.record
+                for u in batch
+                if u.delivery is not None and u.record is not None and u.record.status.is_terminal
+            ]
+            transport = connection.transport
             try:
-                errors = await connection.call(connection.transport.settle, batch_settlements)
+                errors, edges = await connection.call(
+                    transport.settle_batch, batch_settlements, [r.id for r in terminal]
+                )
             except Exception as exc:  # noqa: BLE001 - logged; the jobs are redelivered
                 logger.error(
                     "could not settle {} jobs, they will be redelivered: {!r}", len(batch), exc
                 )
-                errors = [exc] * len(batch_settlements)
+                errors, edges = [exc] * len(batch_settlements), {}
             unsaved = set()
             for item, error in zip(batch_settlements, errors, strict=True):
                 if error is not None:
                     unsaved.add(item.job_id)
                     logger.error("could not store outcome of job {}: {!r}", item.job_id, error)
-            ended = [
-                u.record
-                for u in batch
-                if u.delivery is not None
-                and u.record is not None
-                and u.record.status.is_terminal
-                and u.record.id not in unsaved
-            ]
-            await self._release_dependents(ended)
+            ended = [record for record in terminal if record.id not in unsaved]
+            await self._release_dependents(ended, edges)
             # Only now are these jobs done: their dependents are queued (a burst worker
             # checks for an idle moment by this).
             for item in batch_settlements:
@@ -313,12 +314,16 @@ class Worker:
                     self._in_flight.discard(item.delivery)
                     self.processed += 1
 
-    async def _release_dependents(self, ended: list[JobRecord]) -> None:
+    async def _release_dependents(
+        self, ended: list[JobRecord], edges: dict[str, list[str]] | BaseException
+    ) -> None:
         """Hand ended jobs to the dependency protocol; its errors must not stop settling."""
         connection = self._connection
         assert connection is not None
         try:
-            await jobs_ended(connection, ended)
+            if isinstance(edges, BaseException):
+                raise edges
+            await jobs_ended(connection, ended, edges)
         except Exception as exc:  # noqa: BLE001 - logged; waiting jobs stay deferred
             logger.error("could not release the dependents of {} jobs: {!r}", len(ended), exc)
 

@@ -501,6 +501,23 @@ class NatsTransport(LifecycleMixin):
                 continue  # settled while the worker was being cancelled: nothing to hand back
         await self._nc.flush()
 
+    async def settle_batch(
+        self, settlements: Sequence[Settlement], ended_ids: Sequence[str]
+    ) -> tuple[list[BaseException | None], dict[str, list[str]] | BaseException]:
+        """:meth:`settle`, then the dependents of the ended jobs whose outcome was stored.
+
+        One call (one crossing from Trio) for the worker's settle loop. A failed lookup is
+        returned, not raised: the outcomes are stored and acked whatever it says.
+        """
+        errors = await self.settle(settlements)
+        unsaved = {item.job_id for item, error in zip(settlements, errors, strict=True) if error}
+        stored = [job_id for job_id in ended_ids if job_id not in unsaved]
+        try:
+            edges = await self.dependents_of(stored) if stored else {}
+        except Exception as exc:  # noqa: BLE001 - returned to the caller, which logs it
+            return errors, exc
+        return errors, edges
+
     async def settle(self, settlements: Sequence[Settlement]) -> list[BaseException | None]:
         """Store dead letters, then records, then ack or nak messages; one error slot each.
 
