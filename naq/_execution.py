@@ -16,7 +16,7 @@ from ._record import ErrorInfo
 __all__ = ["Outcome", "error_info", "execute", "is_async_callable"]
 
 
-@attrs.frozen
+@attrs.define
 class Outcome:
     """What a run produced: a value, or the error it raised (or its timeout)."""
 

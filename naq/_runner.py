@@ -41,7 +41,7 @@ def keep_for(ttl: float | None, default: float | None) -> float | None:
     return float(max(1, math.ceil(ttl)))
 
 
-@attrs.frozen
+@attrs.define
 class Update:
     """A record to store and what to do with the job's message after: a Settlement to be.
 

@@ -61,7 +61,7 @@ times, history, worker id) and for message headers."""
 _STREAM_EXISTS = 10058  # JetStream: stream name already in use with a different configuration
 
 
-@attrs.frozen(eq=False)
+@attrs.define(eq=False)
 class Delivery:
     """One fetched job message. ``handle`` is opaque outside this module."""
 
@@ -82,7 +82,7 @@ class OutgoingJob(NamedTuple):
     dedupe: bool
 
 
-@attrs.frozen
+@attrs.define
 class Settlement:
     """What to do with a job after it ran: store its record, then ack or nak its message.
 
