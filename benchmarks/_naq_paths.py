@@ -18,7 +18,15 @@ import naq
 from ._drain import wait_drained
 from ._jobs import noop
 
-__all__ = ["drain_queue", "enqueue_awaited", "enqueue_many", "fill_queue", "fresh_queue", "latency"]
+__all__ = [
+    "drain_queue",
+    "enqueue_awaited",
+    "enqueue_many",
+    "fill_queue",
+    "fresh_queue",
+    "latency",
+    "purge_queue",
+]
 
 _BATCH = 1_000
 """Calls per ``enqueue_many`` batch, like the pipelined floor's window."""
@@ -34,6 +42,13 @@ def fresh_queue(kind: str) -> str:
     return f"bench-{kind}-{uuid.uuid4().hex[:8]}"
 
 
+async def purge_queue(url: str, queue: str) -> None:
+    """Drop what an enqueue measurement left queued (untimed), as the floors delete their
+    stream: every run then starts from the same stream state instead of a growing one."""
+    async with naq.Client(url) as client:
+        await naq.Admin(client).purge(queue)
+
+
 async def enqueue_awaited(url: str, n: int) -> float:
     """``client.enqueue(noop)`` awaited one at a time (nobody consumes them): ops/s."""
     queue = fresh_queue("enqueue")
@@ -43,7 +58,9 @@ async def enqueue_awaited(url: str, n: int) -> float:
         started = time.perf_counter()
         for _ in range(n):
             await client.enqueue(noop, queue=queue)
-        return n / (time.perf_counter() - started)
+        rate = n / (time.perf_counter() - started)
+        await naq.Admin(client).purge(queue)
+        return rate
 
 
 async def enqueue_many(url: str, n: int) -> float:
@@ -55,7 +72,9 @@ async def enqueue_many(url: str, n: int) -> float:
         for done in range(0, n, _BATCH):
             batch = [naq.Call(noop) for _ in range(min(_BATCH, n - done))]
             await client.enqueue_many(batch, queue=queue)
-        return n / (time.perf_counter() - started)
+        rate = n / (time.perf_counter() - started)
+        await naq.Admin(client).purge(queue)
+        return rate
 
 
 async def fill_queue(url: str, n: int) -> tuple[str, list[str]]:

@@ -16,7 +16,7 @@ import naq
 import naq_sync
 
 from ._jobs import noop
-from ._naq_paths import fresh_queue
+from ._naq_paths import fresh_queue, purge_queue
 
 __all__ = ["enqueue_from_tasks", "enqueue_from_threads"]
 
@@ -50,7 +50,9 @@ def enqueue_from_threads(url: str, n: int, threads: int) -> float:
             started = time.perf_counter()
             for future in futures:
                 future.result()
-            return n / (time.perf_counter() - started)
+            rate = n / (time.perf_counter() - started)
+    anyio.run(purge_queue, url, queue)
+    return rate
 
 
 async def enqueue_from_tasks(url: str, n: int, tasks: int) -> float:
@@ -68,4 +70,6 @@ async def enqueue_from_tasks(url: str, n: int, tasks: int) -> float:
         async with anyio.create_task_group() as tg:
             for share in _shares(n, tasks):
                 tg.start_soon(produce, share)
-        return n / (time.perf_counter() - started)
+        rate = n / (time.perf_counter() - started)
+        await naq.Admin(client).purge(queue)
+        return rate
