@@ -27,11 +27,12 @@ from naq import (
     SerializationError,
 )
 
-from ._classes import Client, EventStream, Job, Queue
+from ._classes import Admin, Client, EventStream, Job, Queue
 from ._default import default_client
 from ._facade import forward
 
 __all__ = [
+    "Admin",
     "Call",
     "Client",
     "ConfigurationError",

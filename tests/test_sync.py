@@ -92,3 +92,16 @@ def test_events_as_a_blocking_iterator(sync_client, background_worker, queue_nam
                 break
     assert kinds[0] == "queued"
     assert kinds[-1] == "finished"
+
+
+def test_admin_from_blocking_code(sync_client, background_worker, queue_name):
+    """naq_sync.Admin: the operator views and purge from a script or a Django shell."""
+    admin = naq_sync.Admin(sync_client)
+    [listed] = [w for w in admin.workers() if w.id == background_worker.id]
+    assert listed.queues == [queue_name]
+    [info] = admin.queues([queue_name])
+    assert isinstance(info, naq.QueueInfo) and info.workers == [background_worker.id]
+    idle = queue_name + "-idle"
+    sync_client.enqueue(jobs.add, 1, 2, queue=idle)
+    assert admin.purge(idle) == 1
+    assert admin.queues([idle])[0].pending == 0

@@ -16,6 +16,7 @@ PAIRS = [
     (naq.Queue, naq_sync.Queue),
     (naq.Job, naq_sync.Job),
     (EventStream, naq_sync.EventStream),
+    (naq.Admin, naq_sync.Admin),
 ]
 TWIN_NAMES = {
     "__aenter__": "__enter__",
