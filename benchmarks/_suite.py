@@ -111,10 +111,23 @@ def run_suite(url: str, size: int, latency_samples: int) -> list[Row]:
 
     configs = [("asyncio", c) for c in ASYNCIO_CONCURRENCIES]
     configs += [("trio", c) for c in TRIO_CONCURRENCIES]
+    worker_rates: dict[tuple[str, int], float] = {}
     for backend, concurrency in configs:
         name = f"naq worker noop c={concurrency} ({backend})"
         runs = _repeated(name, lambda b=backend, c=concurrency: _worker_run(url, size, b, c))
         rows.append(_rate_row(name, runs, "fetch+ack", floors.fetch_ack))
+        worker_rates[backend, concurrency] = statistics.median(runs)
+    for concurrency in TRIO_CONCURRENCIES:
+        if ("asyncio", concurrency) in worker_rates:
+            rows.append(
+                Row(
+                    f"naq worker noop c={concurrency}: trio vs asyncio",
+                    worker_rates["trio", concurrency],
+                    "ops/s",
+                    f"asyncio c={concurrency}",
+                    worker_rates["asyncio", concurrency],
+                )
+            )
 
     rows += _latency_rows(url, latency_samples, floors)
     return rows
