@@ -227,6 +227,9 @@ class JobRunner:
         cancel, costs less than a scope per job).
         """
         record = job.record
+        if record.id in self._cancelled:  # the notice came while it waited to start
+            why = ErrorInfo("JobCanceled", "canceled before it started", "")
+            return self._canceled(job.context.record, why, job.delivery)
         job.scope = scope
         self._running[record.id] = job
         try:
