@@ -1,4 +1,5 @@
-"""A minimal multi-consumer queue from the fetch loops to the worker's job runners.
+"""The worker's two in-process queues: ``DispatchQueue`` from the fetch loops to the job
+runners, ``BatchQueue`` from the runners to the settle loop.
 
 anyio's memory streams look up the current task on every wait, which cost a fifth of a
 no-op job's time in the worker. Here a runner that finds work takes it without awaiting,
