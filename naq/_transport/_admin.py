@@ -30,6 +30,7 @@ __all__ = ["ConsumerStats", "NatsAdmin", "worker_key"]
 _STREAM_EXISTS = 10058
 _MARKER_TTL = 60
 """Seconds a worker's delete marker stays, so watchers see the exit, then the key is gone."""
+_WORKERS_STREAM = f"KV_{WORKERS_BUCKET}"
 _KEY_UNSAFE = re.compile(r"[^-/_=.A-Za-z0-9]")
 
 
@@ -73,20 +74,29 @@ class NatsAdmin:
     # -- worker heartbeats ------------------------------------------------------------------
 
     async def _workers(self) -> Any:
-        """The heartbeat bucket, created on first use (memory storage: beats are ephemeral)."""
+        """The heartbeat bucket, created on first use (memory storage: beats are ephemeral).
+
+        Direct get is on, so the live heartbeats are read with one request (a bucket made
+        by an older naq without it is updated).
+        """
         if self._workers_kv is None:
             config = api.KeyValueConfig(
                 bucket=WORKERS_BUCKET,
                 history=1,
                 storage=api.StorageType.MEMORY,
                 limit_marker_ttl=_MARKER_TTL,
+                direct=True,
             )
             try:
-                self._workers_kv = await self._js.create_key_value(config)
+                kv = await self._js.create_key_value(config)
             except nats.js.errors.BadRequestError as exc:
                 if exc.err_code != _STREAM_EXISTS:
                     raise
-                self._workers_kv = await self._js.key_value(WORKERS_BUCKET)
+                kv = await self._js.key_value(WORKERS_BUCKET)
+                current = (await self._js.stream_info(_WORKERS_STREAM)).config
+                if not current.allow_direct:
+                    await self._js.update_stream(current.evolve(allow_direct=True))
+            self._workers_kv = kv
         return self._workers_kv
 
     async def put_heartbeat(self, key: str, value: bytes, ttl: int) -> None:
@@ -107,25 +117,21 @@ class NatsAdmin:
         )
 
     async def heartbeats(self) -> list[bytes]:
-        """The current heartbeat of every live worker."""
+        """The current heartbeat of every live worker.
+
+        One ``multi_last`` direct get over the bucket, which ends with a status once every
+        key was sent. (A KV watch was used before, and once left a live worker out of the
+        list, probably because nats-py signalled the end of the watch's initial values before
+        a stored value had arrived.)
+        """
         try:
-            kv = await self._workers()
-            watcher = await kv.watch(">", ignore_deletes=True)
+            await self._workers()
+            found = await self._transport._direct_get_many(
+                _WORKERS_STREAM, [f"$KV.{WORKERS_BUCKET}.>"]
+            )
         except (nats.errors.Error, nats.js.errors.Error) as exc:
             raise _admin_error("cannot read workers", exc) from exc
-        values: list[bytes] = []
-        try:
-            while True:
-                entry = await watcher.updates(timeout=10)
-                if entry is None:
-                    break
-                if entry.value:
-                    values.append(entry.value)
-        except nats.errors.TimeoutError as exc:
-            raise _admin_error("cannot read workers", exc) from exc
-        finally:
-            await watcher.stop()
-        return values
+        return [msg.data for msg in found if msg.data]  # empty: a delete or expiry marker
 
     # -- queues -----------------------------------------------------------------------------
 
