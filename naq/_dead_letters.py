@@ -61,8 +61,9 @@ async def requeue_dead_letter(connection: Connection, job_id: str) -> tuple[str,
             f"dead letter {job_id} is not a job, it cannot run: {exc}"
         ) from exc
     now = utcnow()
-    record = attrs.evolve(
-        old.moved_to(JobStatus.QUEUED, now),
+    record = old.moved_to(
+        JobStatus.QUEUED,
+        now,
         attempts=0,
         started_at=None,
         ended_at=None,

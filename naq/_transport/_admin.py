@@ -27,7 +27,6 @@ from ._nats import NatsTransport
 
 __all__ = ["ConsumerStats", "NatsAdmin", "worker_key"]
 
-_STREAM_EXISTS = 10058
 _MARKER_TTL = 60
 """Seconds a worker's delete marker stays, so watchers see the exit, then the key is gone."""
 _WORKERS_STREAM = f"KV_{WORKERS_BUCKET}"
@@ -80,23 +79,16 @@ class NatsAdmin:
         by an older naq without it is updated).
         """
         if self._workers_kv is None:
-            config = api.KeyValueConfig(
-                bucket=WORKERS_BUCKET,
-                history=1,
-                storage=api.StorageType.MEMORY,
-                limit_marker_ttl=_MARKER_TTL,
-                direct=True,
+            await self._transport._ensure_bucket(
+                api.KeyValueConfig(
+                    bucket=WORKERS_BUCKET,
+                    history=1,
+                    storage=api.StorageType.MEMORY,
+                    limit_marker_ttl=_MARKER_TTL,
+                    direct=True,
+                )
             )
-            try:
-                kv = await self._js.create_key_value(config)
-            except nats.js.errors.BadRequestError as exc:
-                if exc.err_code != _STREAM_EXISTS:
-                    raise
-                kv = await self._js.key_value(WORKERS_BUCKET)
-                current = (await self._js.stream_info(_WORKERS_STREAM)).config
-                if not current.allow_direct:
-                    await self._js.update_stream(current.evolve(allow_direct=True))
-            self._workers_kv = kv
+            self._workers_kv = await self._js.key_value(WORKERS_BUCKET)
         return self._workers_kv
 
     async def put_heartbeat(self, key: str, value: bytes, ttl: int) -> None:

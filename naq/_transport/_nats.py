@@ -215,12 +215,14 @@ class NatsTransport(LifecycleMixin):
                 )
             )
             await self._ensure_bucket(
-                JOBS_BUCKET,
-                # Waiters and event listeners hear of a record write only once it is
-                # stored, so a read that follows a wake-up never sees an older record.
-                api.RePublish(src=f"$KV.{JOBS_BUCKET}.>", dest=f"{STORED_RECORDS}.>"),
+                self._file_bucket(
+                    JOBS_BUCKET,
+                    # Waiters and event listeners hear of a record write only once it is
+                    # stored, so a read that follows a wake-up never sees an older record.
+                    api.RePublish(src=f"$KV.{JOBS_BUCKET}.>", dest=f"{STORED_RECORDS}.>"),
+                )
             )
-            await self._ensure_bucket(DEPS_BUCKET)
+            await self._ensure_bucket(self._file_bucket(DEPS_BUCKET))
         except (
             nats.js.errors.ServiceUnavailableError,
             nats.errors.NoRespondersError,
@@ -298,9 +300,11 @@ class NatsTransport(LifecycleMixin):
                     )
                 )
 
-    async def _ensure_bucket(self, bucket: str, republish: api.RePublish | None = None) -> None:
-        """A KV bucket with direct get on (records are read by wildcard subject)."""
-        config = api.KeyValueConfig(
+    def _file_bucket(
+        self, bucket: str, republish: api.RePublish | None = None
+    ) -> api.KeyValueConfig:
+        """The configuration of one of naq's durable buckets (jobs, dependencies)."""
+        return api.KeyValueConfig(
             bucket=bucket,
             history=1,
             storage=api.StorageType.FILE,
@@ -308,12 +312,17 @@ class NatsTransport(LifecycleMixin):
             republish=republish,
             replicas=self.replicas,
         )
+
+    async def _ensure_bucket(self, config: api.KeyValueConfig) -> None:
+        """Create a KV bucket, or bring an existing one up to date: direct get on (naq reads
+        buckets by wildcard subject) and ``config``'s republish; its other settings kept."""
         try:
-            await self._js.create_key_value(config)
+            await self._js.create_key_value(config.evolve(direct=True))
         except nats.js.errors.BadRequestError as exc:
             if exc.err_code != _STREAM_EXISTS:
                 raise
-            current = (await self._js.stream_info(f"KV_{bucket}")).config
+            republish = config.republish
+            current = (await self._js.stream_info(f"KV_{config.bucket}")).config
             if not current.allow_direct or (republish and current.republish is None):
                 await self._js.update_stream(
                     current.evolve(allow_direct=True, republish=republish or current.republish)
