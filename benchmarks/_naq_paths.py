@@ -16,7 +16,7 @@ import anyio.to_thread
 import naq
 
 from ._drain import wait_drained
-from ._jobs import noop
+from ._jobs import noop, sync_noop
 
 __all__ = [
     "drain_queue",
@@ -77,18 +77,21 @@ async def enqueue_many(url: str, n: int) -> float:
         return rate
 
 
-async def fill_queue(url: str, n: int) -> tuple[str, list[str]]:
+async def fill_queue(url: str, n: int, sync_jobs: bool = False) -> tuple[str, list[str]]:
     """Enqueue ``n`` noop jobs on a fresh queue over concurrent tasks: the queue and job ids.
+
+    The jobs are ``async def`` noops, or ``def`` ones with ``sync_jobs``.
 
     This is setup for :func:`drain_queue`, not a measurement. Run it on asyncio: on Trio
     every enqueue crosses into naq's loop thread and filling takes several times longer.
     """
     queue = fresh_queue("work")
     ids: list[str] = []
+    func = sync_noop if sync_jobs else noop
 
     async def lane(count: int) -> None:
         for _ in range(count):
-            ids.append((await client.enqueue(noop, queue=queue)).id)  # noqa: PERF401 - awaited
+            ids.append((await client.enqueue(func, queue=queue)).id)  # noqa: PERF401 - awaited
 
     async with naq.Client(url) as client, anyio.create_task_group() as tg:
         for lane_index in range(_LANES):

@@ -22,6 +22,7 @@ from ._sync_paths import enqueue_from_tasks, enqueue_from_threads
 __all__ = [
     "ASYNCIO_CONCURRENCIES",
     "REPEATS",
+    "SYNC_JOB_CONCURRENCY",
     "SYNC_THREADS",
     "TRIO_CONCURRENCIES",
     "run_suite",
@@ -32,6 +33,7 @@ T = TypeVar("T")
 REPEATS = 3
 ASYNCIO_CONCURRENCIES = (1, 10, 100)
 TRIO_CONCURRENCIES = (100,)
+SYNC_JOB_CONCURRENCY = 100
 SYNC_THREADS = (1, 8)
 
 
@@ -88,10 +90,38 @@ def _floor_rows(url: str, size: int) -> tuple[Floors, list[Row]]:
     return floors, rows
 
 
-def _worker_run(url: str, size: int, backend: str, concurrency: int) -> float:
+def _worker_run(url: str, size: int, backend: str, concurrency: int, sync_jobs: bool) -> float:
     """Fill a fresh queue (on asyncio, untimed), then time a worker draining it."""
-    queue, job_ids = _run("asyncio", fill_queue, url, size)
+    queue, job_ids = _run("asyncio", fill_queue, url, size, sync_jobs)
     return _run(backend, drain_queue, url, queue, job_ids, concurrency)
+
+
+WorkerConfig = tuple[str, int, bool]
+"""backend, concurrency, ``def`` jobs (else ``async def``)."""
+
+_WORKER_CONFIGS: tuple[WorkerConfig, ...] = (
+    *(("asyncio", c, False) for c in ASYNCIO_CONCURRENCIES),
+    *(("trio", c, False) for c in TRIO_CONCURRENCIES),
+    ("asyncio", SYNC_JOB_CONCURRENCY, True),
+    ("trio", SYNC_JOB_CONCURRENCY, True),
+)
+
+_WORKER_COMPARISONS: tuple[tuple[str, WorkerConfig, WorkerConfig], ...] = (
+    ("async def jobs: trio vs asyncio", ("trio", 100, False), ("asyncio", 100, False)),
+    ("def jobs vs async def jobs (asyncio)", ("asyncio", 100, True), ("asyncio", 100, False)),
+    ("def jobs: trio vs asyncio", ("trio", 100, True), ("asyncio", 100, True)),
+)
+
+
+def _worker_name(config: WorkerConfig) -> str:
+    backend, concurrency, sync_jobs = config
+    kind = "def" if sync_jobs else "async def"
+    return f"naq worker {kind} noop c={concurrency} ({backend})"
+
+
+def _short(config: WorkerConfig) -> str:
+    backend, concurrency, sync_jobs = config
+    return f"{'def' if sync_jobs else 'async def'} c={concurrency} {backend}"
 
 
 def run_suite(url: str, size: int, latency_samples: int) -> list[Row]:
@@ -102,32 +132,32 @@ def run_suite(url: str, size: int, latency_samples: int) -> list[Row]:
         "naq enqueue awaited (asyncio)", lambda: _run("asyncio", enqueue_awaited, url, size)
     )
     rows.append(_rate_row("naq enqueue awaited (asyncio)", runs, "publish", floors.publish_awaited))
-    rows += _enqueue_rows(url, size, statistics.median(runs))
+    async_rate = statistics.median(runs)
+    runs = _repeated("naq enqueue awaited (trio)", lambda: _run("trio", enqueue_awaited, url, size))
+    rows.append(_rate_row("naq enqueue awaited (trio)", runs, "async enqueue", async_rate))
+    rows += _enqueue_rows(url, size, async_rate)
 
     runs = _repeated("naq enqueue_many (asyncio)", lambda: _run("asyncio", enqueue_many, url, size))
     rows.append(
         _rate_row("naq enqueue_many (asyncio)", runs, "pipelined", floors.publish_pipelined)
     )
 
-    configs = [("asyncio", c) for c in ASYNCIO_CONCURRENCIES]
-    configs += [("trio", c) for c in TRIO_CONCURRENCIES]
-    worker_rates: dict[tuple[str, int], float] = {}
-    for backend, concurrency in configs:
-        name = f"naq worker noop c={concurrency} ({backend})"
-        runs = _repeated(name, lambda b=backend, c=concurrency: _worker_run(url, size, b, c))
+    worker_rates: dict[WorkerConfig, float] = {}
+    for config in _WORKER_CONFIGS:
+        name = _worker_name(config)
+        runs = _repeated(name, lambda c=config: _worker_run(url, size, *c))
         rows.append(_rate_row(name, runs, "fetch+ack", floors.fetch_ack))
-        worker_rates[backend, concurrency] = statistics.median(runs)
-    for concurrency in TRIO_CONCURRENCIES:
-        if ("asyncio", concurrency) in worker_rates:
-            rows.append(
-                Row(
-                    f"naq worker noop c={concurrency}: trio vs asyncio",
-                    worker_rates["trio", concurrency],
-                    "ops/s",
-                    f"asyncio c={concurrency}",
-                    worker_rates["asyncio", concurrency],
-                )
+        worker_rates[config] = statistics.median(runs)
+    for name, config, baseline in _WORKER_COMPARISONS:
+        rows.append(
+            Row(
+                f"naq worker: {name}",
+                worker_rates[config],
+                "ops/s",
+                _short(baseline),
+                worker_rates[baseline],
             )
+        )
 
     rows += _latency_rows(url, latency_samples, floors)
     return rows

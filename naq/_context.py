@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
 from typing import Any
 
-import anyio.from_thread
 import attrs
 
 from ._errors import NaqError
@@ -32,10 +31,12 @@ class JobContext:
         record: JobRecord,
         publish: Callable[[JobRecord], None],
         dependency_results: Mapping[str, Any],
+        call_in_loop: Callable[[Callable[[], object]], None],
     ) -> None:
         self.record = record
         self.dependency_results = dict(dependency_results)
         self._publish = publish
+        self._call_in_loop = call_in_loop
         self._loop_thread = threading.get_ident()
         self._cancelled = False
 
@@ -63,11 +64,11 @@ class JobContext:
     def _update(self, **changes: Any) -> None:
         if "meta" in changes:
             changes["meta"] = JsonSerializer().encode_value(changes["meta"])
-        self.record = attrs.evolve(self.record, **changes)
+        record = self.record = attrs.evolve(self.record, **changes)
         if threading.get_ident() == self._loop_thread:
-            self._publish(self.record)
-        else:  # a sync job's thread: hand the update to the worker's loop
-            anyio.from_thread.run_sync(self._publish, self.record)
+            self._publish(record)
+        else:  # a job thread: hand the update to the worker's loop, in order, without waiting
+            self._call_in_loop(lambda: self._publish(record))
 
     def _cancel(self) -> None:
         self._cancelled = True

@@ -20,7 +20,9 @@ from loguru import logger
 
 from ._context import JobContext
 from ._errors import ConfigurationError, SerializationError
-from ._execution import Outcome, error_info, execute, is_async_callable
+from ._execution import execute, is_async_callable
+from ._job_threads import JobThreads
+from ._outcome import Outcome, error_info
 from ._record import ErrorInfo, JobRecord, JobStatus, decode_record, encode_record
 from ._serializers import Serializer, serializer_for_record
 from ._settings import DEFAULT_RESULT_TTL
@@ -137,8 +139,10 @@ class JobRunner:
         max_deliveries: int,
         dependency_results: DependencyResults,
         claim_fired_run: ClaimFiredRun,
+        threads: JobThreads,
     ) -> None:
         self.worker_id = worker_id
+        self.threads = threads
         self.serializer = serializer
         self.max_deliveries = max_deliveries
         self._dependency_results = dependency_results
@@ -210,15 +214,18 @@ class JobRunner:
         )
         publish(Update(started, event="started"))
         results = await self._dependency_results(record) if record.depends_on else {}
-        context = JobContext(started, lambda r: publish(Update(r, event="progress")), results)
+        context = JobContext(
+            started,
+            lambda r: publish(Update(r, event="progress")),
+            results,
+            self.threads.call_in_loop,
+        )
         return StartedJob(
             delivery, queue, record, context, func, args, kwargs, serializer,
             is_async_callable(func),
         )  # fmt: skip
 
-    async def execute(
-        self, job: StartedJob, limiter: anyio.CapacityLimiter, scope: anyio.CancelScope
-    ) -> Update:
+    async def execute(self, job: StartedJob, scope: anyio.CancelScope) -> Update:
         """Run the job's function and return its outcome as an Update.
 
         ``scope`` is the caller's, entered around this call: a cancel notice for this job
@@ -241,7 +248,7 @@ class JobRunner:
                     job.kwargs,
                     is_async=job.is_async,
                     timeout=record.job_timeout,
-                    limiter=limiter,
+                    threads=self.threads,
                 )
             finally:
                 job.context.deactivate(token)

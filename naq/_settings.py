@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_URL",
     "ConnectOptions",
     "default_replicas",
+    "default_sync_threads",
     "default_url",
     "resolve_connect_options",
     "split_servers",
@@ -163,3 +164,20 @@ def default_replicas(explicit: int | None = None) -> int:
     if isinstance(value, bool) or not 1 <= replicas <= 5:
         raise ConfigurationError(f"replicas must be a whole number from 1 to 5, got {value!r}")
     return replicas
+
+
+def default_sync_threads(explicit: int | None, concurrency: int) -> int:
+    """Threads for ``def`` jobs: ``explicit``, else ``NAQ_SYNC_THREADS``, else ``concurrency``.
+
+    Threads start only when jobs need them, so the default costs nothing when the jobs are
+    quick; fewer threads cap how many ``def`` jobs run at once (CPU-bound jobs gain nothing
+    from more threads than one under the GIL).
+    """
+    value = explicit if explicit is not None else os.environ.get("NAQ_SYNC_THREADS") or concurrency
+    try:
+        threads = int(value)
+    except (TypeError, ValueError):
+        threads = 0
+    if isinstance(value, bool) or threads < 1:
+        raise ConfigurationError(f"sync_threads must be a whole number >= 1, got {value!r}")
+    return threads

@@ -22,12 +22,18 @@ from ._connection import Connection
 from ._dispatch import BatchQueue, DispatchQueue
 from ._errors import ConfigurationError
 from ._heartbeat import WorkerStats, heartbeat_loop
+from ._job_threads import JobThreads
 from ._lifecycle import dependency_results, jobs_ended
 from ._record import JobRecord
 from ._runner import JobRunner, StartedJob, Update, settlements
 from ._scheduling import claim_fired_run
 from ._serializers import Serializer, worker_serializer
-from ._settings import ConnectOptions, default_replicas, resolve_connect_options
+from ._settings import (
+    ConnectOptions,
+    default_replicas,
+    default_sync_threads,
+    resolve_connect_options,
+)
 from ._transport import Delivery, check_queue_name
 
 __all__ = ["Worker"]
@@ -38,11 +44,13 @@ _SETTLE_BATCH = 512
 class Worker:
     """Runs jobs from one or more queues on the current backend (asyncio or Trio).
 
-    Async job functions run as tasks on the worker's own event loop; sync ones run in
-    threads, at most ``concurrency`` jobs at a time in all. ``ack_wait`` is how long the
-    server waits before redelivering the job of a silent worker: running jobs are kept
-    alive well within it. A message delivered more than ``max_deliveries`` times without
-    an outcome (a job that keeps killing its worker) is dead-lettered. ``poll_interval``
+    Async job functions run as tasks on the worker's own event loop; sync (``def``) ones
+    run in at most ``sync_threads`` long-lived job threads (default: ``concurrency``, else
+    env ``NAQ_SYNC_THREADS``); at most ``concurrency`` jobs run at a time in all.
+    ``ack_wait`` is how long the server waits before redelivering the job of a silent
+    worker: running jobs are kept alive well within it. A message delivered more than
+    ``max_deliveries`` times without an outcome (a job that keeps killing its worker) is
+    dead-lettered. ``poll_interval``
     bounds each idle fetch, and so how long :meth:`stop` takes when there is no work.
     ``connect_options`` (servers, credentials, TLS) defaults to the ``NAQ_*`` environment,
     with ``url`` replacing its servers. Every ``heartbeat_interval`` seconds the worker
@@ -72,6 +80,7 @@ class Worker:
         signing_key: str | bytes | None = None,
         allowed_modules: Sequence[str] | None = None,
         replicas: int | None = None,
+        sync_threads: int | None = None,
     ) -> None:
         if isinstance(queues, str):
             queues = [queues]
@@ -83,6 +92,7 @@ class Worker:
             raise ConfigurationError(f"ack_wait must be >= 1 second, got {ack_wait}")
         if heartbeat_interval <= 0:
             raise ConfigurationError(f"heartbeat_interval must be > 0, got {heartbeat_interval}")
+        self.sync_threads = default_sync_threads(sync_threads, concurrency)
         self.queues = [check_queue_name(q) for q in queues]
         self.connect_options = resolve_connect_options(url, connect_options)
         self.url = self.connect_options.url
@@ -134,12 +144,14 @@ class Worker:
         connection = Connection(self.connect_options, self.serializer, replicas=self.replicas)
         await connection.open()
         self._connection = connection
+        threads = JobThreads(self.sync_threads)
         self._jobs = JobRunner(
             self.id,
             self.serializer,
             self.max_deliveries,
             lambda record: dependency_results(connection, record),
             lambda record, fired: claim_fired_run(connection, record, fired),
+            threads,
         )
         self._jobs.max_payload = connection.transport.max_payload
         try:
@@ -148,6 +160,7 @@ class Worker:
             logger.info("worker {} consuming {} from {}", self.id, self.queues, self.url)
             await self._serve(task_status)
         finally:
+            threads.close()
             with anyio.CancelScope(shield=True), anyio.move_on_after(10):
                 if self._in_flight:
                     logger.info("handing back {} unfinished job(s)", len(self._in_flight))
@@ -159,7 +172,6 @@ class Worker:
     async def _serve(self, task_status: TaskStatus[None]) -> None:
         updates = BatchQueue[Update]()
         slots = anyio.Semaphore(self.concurrency)
-        limiter = anyio.CapacityLimiter(self.concurrency)
         async with anyio.create_task_group() as service:
             service.start_soon(self._keep_alive_loop)
             service.start_soon(self._cancel_notice_loop)
@@ -174,7 +186,7 @@ class Worker:
                     if self._grace is not None:
                         self._set_grace_deadline(runners.cancel_scope)
                     for _ in range(self.concurrency):
-                        runners.start_soon(self._run_jobs, dispatch, slots, limiter, updates)
+                        runners.start_soon(self._run_jobs, dispatch, slots, updates)
                     try:
                         async with anyio.create_task_group() as fetchers:
                             for queue in self.queues:
@@ -240,7 +252,6 @@ class Worker:
         self,
         dispatch: DispatchQueue[tuple[Delivery, str]],
         slots: anyio.Semaphore,
-        limiter: anyio.CapacityLimiter,
         updates: BatchQueue[Update],
     ) -> None:
         """One of ``concurrency`` long-lived tasks that run jobs (cheaper than a task each).
@@ -263,7 +274,7 @@ class Worker:
                             update = started
                         else:
                             job = started
-                            update = await self._jobs.execute(job, limiter, scope)
+                            update = await self._jobs.execute(job, scope)
                             job = None
                     finally:
                         slots.release()

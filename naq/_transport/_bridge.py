@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from .._loop_thread import shared_loop
@@ -37,34 +36,61 @@ class DirectBridge(Bridge):
 
 
 class ThreadBridge(Bridge):
-    """The caller runs on Trio: cross into the shared asyncio loop thread."""
+    """The caller runs on Trio: cross into the shared asyncio loop thread.
+
+    One ``call_soon_threadsafe`` starts the asyncio task; its done callback reschedules the
+    sleeping Trio task through the Trio token. No concurrent Future, no trio.Event: the
+    crossing is one wake-up each way.
+    """
 
     def __init__(self) -> None:
         import trio  # only needed here, so asyncio-only installs do not need trio
 
-        self._trio = trio
+        self._lowlevel = trio.lowlevel
+        self._run_finished = trio.RunFinishedError
         self._loop = shared_loop()
 
     async def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        trio = self._trio
-        token = trio.lowlevel.current_trio_token()
-        done = trio.Event()
+        lowlevel, loop = self._lowlevel, self._loop
+        token = lowlevel.current_trio_token()
+        trio_task = lowlevel.current_task()
+        started: list[asyncio.Task[T]] = []
+        waiting = True  # read and written on the Trio thread only
 
-        def wake(_: Future[T]) -> None:
+        def wake() -> None:  # on the Trio thread
+            if waiting:
+                lowlevel.reschedule(trio_task)
+
+        def done(_: asyncio.Task[T]) -> None:  # on the loop thread
             # When the Trio run has already ended there is nobody left to wake.
-            with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(done.set)
+            with contextlib.suppress(self._run_finished):
+                token.run_sync_soon(wake)
 
-        # run_coroutine_threadsafe only queues the call: the Trio thread never waits for
-        # the loop thread to pick it up (anyio's portal.start_task_soon does).
-        future = asyncio.run_coroutine_threadsafe(fn(*args), self._loop)
-        future.add_done_callback(wake)
-        try:
-            await done.wait()
-        finally:
-            if not future.done():
-                future.cancel()  # we were cancelled: cancel the asyncio side too
-        return future.result()
+        def start() -> None:  # on the loop thread
+            task = loop.create_task(_awaited(fn, args))
+            started.append(task)
+            task.add_done_callback(done)
+
+        def abort(_: Any) -> Any:  # on the Trio thread: we were cancelled
+            nonlocal waiting
+            waiting = False
+            loop.call_soon_threadsafe(_cancel, started)  # cancel the asyncio side too
+            return lowlevel.Abort.SUCCEEDED
+
+        loop.call_soon_threadsafe(start)
+        await lowlevel.wait_task_rescheduled(abort)
+        waiting = False
+        return started[0].result()
+
+
+async def _awaited(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
+    return await fn(*args)
+
+
+def _cancel(started: list[asyncio.Task[Any]]) -> None:
+    """On the loop: cancel the call (``start`` ran before this, so its task exists)."""
+    for task in started:
+        task.cancel()
 
 
 def bridge_for_current_backend() -> Bridge:
