@@ -218,3 +218,21 @@ def big_result(size: int, marker: str | None = None):
 def set_result():
     """A result JSON cannot carry."""
     return {1, 2, 3}
+
+
+def whoami():
+    """A def job's view of itself: its job id, its thread, and a context variable."""
+    import naq
+
+    return {
+        "job_id": naq.current_job().id,
+        "thread": threading.current_thread().name,
+        "ident": threading.get_ident(),
+        "daemon": threading.current_thread().daemon,
+    }
+
+
+def thread_ident_after(seconds: float):
+    """Sleep, then return the thread's ident: spread over threads, jobs show the bound."""
+    time.sleep(seconds)
+    return threading.get_ident()

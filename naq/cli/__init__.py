@@ -49,6 +49,14 @@ QueuesArgument = Annotated[
 ConcurrencyOption = Annotated[
     int, typer.Option(min=1, envvar="NAQ_CONCURRENCY", help="Jobs run at once.")
 ]
+SyncThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        envvar="NAQ_SYNC_THREADS",
+        help="Threads for def jobs, started as needed (default: the concurrency).",
+    ),
+]
 GraceOption = Annotated[
     float,
     typer.Option(
@@ -121,6 +129,7 @@ def worker(
         Backend, typer.Option(envvar="NAQ_BACKEND", help="Event loop for the worker.")
     ] = Backend.asyncio,
     concurrency: ConcurrencyOption = 10,
+    sync_threads: SyncThreadsOption = None,
     ack_wait: Annotated[
         float,
         typer.Option(
@@ -157,6 +166,7 @@ def worker(
         queues or ["default"],
         connect_options=options,
         concurrency=concurrency,
+        sync_threads=sync_threads,
         serializer=serializer,
         ack_wait=ack_wait,
         heartbeat_interval=heartbeat_interval,
@@ -225,6 +235,7 @@ def dev(
         ".naq-data"
     ),
     concurrency: ConcurrencyOption = 10,
+    sync_threads: SyncThreadsOption = None,
     grace: GraceOption = 5.0,
     heartbeat_interval: HeartbeatOption = 5.0,
 ) -> None:
@@ -247,6 +258,7 @@ def dev(
             names,
             url=embedded.url,
             concurrency=concurrency,
+            sync_threads=sync_threads,
             heartbeat_interval=heartbeat_interval,
         )
         anyio.run(_dev_services, w, grace)
