@@ -22,7 +22,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import anyio
 import sniffio
 from loguru import logger
 
@@ -43,10 +42,37 @@ def loop_caller() -> LoopCaller:
     return asyncio.get_running_loop().call_soon_threadsafe
 
 
+async def _wait_asyncio(job: ThreadJob) -> None:
+    """Sleep until ``job`` is finished: a bare future (an anyio Event costs twice as much)."""
+    future = asyncio.get_running_loop().create_future()
+    job._wake = lambda: future.done() or future.set_result(None)
+    await future
+
+
+async def _wait_trio(job: ThreadJob) -> None:
+    """Sleep until ``job`` is finished: the task itself is rescheduled, no Event."""
+    from trio import lowlevel
+
+    task = lowlevel.current_task()
+    waiting = True  # the wake and the abort both run on the Trio thread
+
+    def wake() -> None:
+        if waiting:
+            lowlevel.reschedule(task)
+
+    def abort(_: object) -> lowlevel.Abort:
+        nonlocal waiting
+        waiting = False
+        return lowlevel.Abort.SUCCEEDED
+
+    job._wake = wake
+    await lowlevel.wait_task_rescheduled(abort)
+
+
 class ThreadJob:
     """One call handed to the threads, and what the event loop knows of it."""
 
-    __slots__ = ("_done", "abandoned", "args", "context", "func", "kwargs", "outcome", "thread")
+    __slots__ = ("_wake", "abandoned", "args", "context", "func", "kwargs", "outcome", "thread")
 
     def __init__(
         self,
@@ -63,11 +89,13 @@ class ThreadJob:
         self.thread: _JobThread | None = None
         """The thread running it, while one does."""
         self.abandoned = False
-        self._done = anyio.Event()
+        self._wake: Callable[[], object] | None = None
+        """Wakes the task waiting for it; set when it is handed over."""
 
     def _finish(self, outcome: Outcome) -> None:
         self.outcome = outcome
-        self._done.set()
+        if self._wake is not None:
+            self._wake()
 
 
 class _JobThread:
@@ -90,6 +118,7 @@ class JobThreads:
         self.limit = limit
         self._name = name
         self._call_soon = loop_caller()
+        self._wait = _wait_trio if sniffio.current_async_library() == "trio" else _wait_asyncio
         self._lock = threading.Lock()
         self._jobs: collections.deque[ThreadJob] = collections.deque()
         self._idle: list[_JobThread] = []
@@ -117,7 +146,8 @@ class JobThreads:
             if not self._waking:
                 self._wake_one()
         try:
-            await job._done.wait()
+            # The outcome comes back through the loop, so it cannot arrive before this waits.
+            await self._wait(job)
         except BaseException:
             self._abandon(job)
             raise
