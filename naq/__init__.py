@@ -8,7 +8,7 @@ async with naq.Client() as client:
 from loguru import logger as _logger
 
 from ._admin import Admin, QueueInfo
-from ._client import Call, Client, Queue
+from ._client import Call, Client, Queue, call
 from ._context import JobContext, current_job
 from ._dead_letters import DeadLetter
 from ._errors import (
@@ -72,6 +72,7 @@ __all__ = [
     "Worker",
     "WorkerInfo",
     "__version__",
+    "call",
     "current_job",
 ]
 

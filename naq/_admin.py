@@ -7,18 +7,16 @@ own. The CLI's ``list-workers``, ``info`` and ``purge`` are thin layers over it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import attrs
 from loguru import logger
 
+from ._client import ClientRef
 from ._errors import SerializationError
 from ._heartbeat import WorkerInfo, decode_worker_info
 from ._transport import check_queue_name
 from ._transport._admin import NatsAdmin
-
-if TYPE_CHECKING:
-    from ._client import Client
+from ._twin import unwrap
 
 __all__ = ["Admin", "QueueInfo"]
 
@@ -37,10 +35,10 @@ class QueueInfo:
 
 
 class Admin:
-    """Operator views and actions over a connected client."""
+    """Operator views and actions over a connected client (naq's, or a naq_sync.Client)."""
 
-    def __init__(self, client: Client) -> None:
-        self._connection = client._connection
+    def __init__(self, client: ClientRef) -> None:
+        self._connection = unwrap(client)._connection
         self._ops = NatsAdmin(self._connection.transport)
 
     async def workers(self) -> list[WorkerInfo]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Generic, ParamSpec, Self, TypeAlias, overload
 
 import attrs
+from typing_extensions import TypeVar
 
 from ._connection import Connection
 from ._dead_letters import (
@@ -20,7 +21,7 @@ from ._dead_letters import (
 from ._errors import ConfigurationError, EnqueueError, NaqConnectionError
 from ._events import EventStream
 from ._ids import new_job_id
-from ._job import Job
+from ._job import Job, R_co
 from ._lifecycle import cancel, defer
 from ._record import JobRecord, JobStatus, StatusChange, decode_record, encode_record
 from ._retry import Retry
@@ -32,11 +33,26 @@ from ._settings import DEFAULT_TIMEOUT, ConnectOptions, resolve_connect_options
 from ._time import as_utc, utcnow
 from ._transport import OutgoingJob, check_job_id, check_queue_name
 from ._transport._schedules import check_schedule_id
+from ._twin import Twin, unwrap
 
-__all__ = ["Call", "Client", "Queue"]
+__all__ = ["Call", "Client", "ClientRef", "Dependencies", "JobFunction", "Queue", "call"]
 
-Seconds = float | timedelta
-Dependencies = "Job | str | Sequence[Job | str] | None"
+R = TypeVar("R", default=Any)
+"""The result type of the job being enqueued (``Any`` when ``func`` is a ``"pkg.mod:func"``)."""
+P = ParamSpec("P")
+
+Seconds: TypeAlias = float | timedelta
+JobFunction: TypeAlias = Callable[..., Awaitable[R]] | Callable[..., R]
+"""A job's function, async or not: its jobs are ``Job[R]``."""
+JobRef: TypeAlias = Job[Any] | Twin[Job[Any]] | str
+"""A job (naq's, or a twin such as naq_sync's) or a job id."""
+Dependencies: TypeAlias = JobRef | Sequence[JobRef] | None
+
+
+@overload
+def _seconds(name: str, value: Seconds, *, allow_never: bool = False) -> float: ...
+@overload
+def _seconds(name: str, value: Seconds | None, *, allow_never: bool = False) -> float | None: ...
 
 
 def _seconds(name: str, value: Seconds | None, *, allow_never: bool = False) -> float | None:
@@ -65,13 +81,27 @@ def _outgoing(record: JobRecord, explicit_id: bool) -> OutgoingJob:
 
 
 @attrs.frozen
-class Call:
-    """One call for :meth:`Client.enqueue_many`: ``naq.Call(send, ("a@b.c",), job_id="x")``."""
+class Call(Generic[R_co]):
+    """One call: ``naq.Call(send, ("a@b.c",), job_id="x")``, for :meth:`Client.enqueue_many`
+    and :meth:`Client.enqueue_call`. :func:`call` makes one whose arguments are type-checked.
+    """
 
-    func: Callable[..., Any] | str
+    func: JobFunction[R_co] | str
     args: Sequence[Any] = ()
     kwargs: Mapping[str, Any] = attrs.Factory(dict)
     job_id: str | None = None
+
+
+def call(
+    func: Callable[P, Awaitable[R]] | Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+) -> Call[R]:
+    """``func(*args, **kwargs)`` as a :class:`Call`, with the arguments checked against ``func``.
+
+    The typed way to enqueue: ``await client.enqueue_call(naq.call(add, 1, 2), queue="math")``
+    is a ``Job[int]`` for ``def add(a: int, b: int) -> int``, and a type checker reports
+    ``naq.call(add, 1, "2")``. Every keyword goes to ``func``: none is taken as a job option.
+    """
+    return Call(func, args, kwargs)
 
 
 class Client:
@@ -140,7 +170,7 @@ class Client:
 
     async def enqueue(
         self,
-        func: Callable[..., Any] | str,
+        func: JobFunction[R] | str,
         /,
         *args: Any,
         queue: str = "default",
@@ -154,15 +184,16 @@ class Client:
         allow_dependency_failures: bool = False,
         meta: Mapping[str, Any] | None = None,
         **kwargs: Any,
-    ) -> Job:
+    ) -> Job[R]:
         """Enqueue ``func(*args, **kwargs)``; ``func`` is a callable or ``"pkg.mod:func"``.
 
         Returns once the job is stored on the server. ``job_timeout`` bounds one run;
         ``retry`` is a naq.Retry (or a number of retries); ``result_ttl`` keeps a finished
         job's record (default 500 s, -1 forever), ``failure_ttl`` a failed or canceled one
         (default forever); ``ttl`` cancels the job if no worker starts it in time;
-        ``depends_on`` (jobs or ids) defers it until they all finished; ``meta`` is JSON.
-        An explicit ``job_id`` makes the enqueue idempotent: a second one returns the first.
+        ``depends_on`` (jobs, naq's or naq_sync's, or ids) defers it until they all finished;
+        ``meta`` is JSON. An explicit ``job_id`` makes the enqueue idempotent: a second one
+        returns the first. ``Job[R]``: ``result()`` is typed as ``func``'s return value.
         """
         return await self.enqueue_call(
             func,
@@ -182,7 +213,7 @@ class Client:
 
     async def enqueue_call(
         self,
-        func: Callable[..., Any] | str,
+        func: JobFunction[R] | Call[R] | str,
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
         *,
@@ -196,8 +227,17 @@ class Client:
         depends_on: Dependencies = None,
         allow_dependency_failures: bool = False,
         meta: Mapping[str, Any] | None = None,
-    ) -> Job:
-        """Like :meth:`enqueue`, with args and kwargs passed explicitly (no name clashes)."""
+    ) -> Job[R]:
+        """Like :meth:`enqueue`, with args and kwargs passed explicitly (no name clashes).
+
+        ``func`` may also be a whole call, its arguments type-checked:
+        ``enqueue_call(naq.call(add, 1, 2), queue="math")`` (a Call's ``job_id``, if set,
+        is used when ``job_id`` is not given).
+        """
+        if isinstance(func, Call):
+            if args or kwargs:
+                raise ConfigurationError("pass the arguments in the naq.Call, not beside it")
+            func, args, kwargs, job_id = func.func, func.args, func.kwargs, job_id or func.job_id
         options = _Options.build(
             queue, job_timeout, retry, result_ttl, failure_ttl, ttl, depends_on,
             allow_dependency_failures, meta,
@@ -217,7 +257,7 @@ class Client:
 
     async def enqueue_many(
         self,
-        calls: Iterable[Call],
+        calls: Iterable[Call[R]],
         *,
         queue: str = "default",
         job_timeout: Seconds | None = None,
@@ -226,7 +266,7 @@ class Client:
         failure_ttl: Seconds | None = None,
         ttl: Seconds | None = None,
         meta: Mapping[str, Any] | None = None,
-    ) -> list[Job]:
+    ) -> list[Job[R]]:
         """Enqueue many calls in one pipelined batch, with the same options for all.
 
         Every call is encoded before anything is sent, so a bad argument anywhere means
@@ -247,9 +287,9 @@ class Client:
             raise EnqueueError(failed, len(records))
         return [Job(self._connection, r.id, r) for r in records]
 
-    async def fetch_job(self, job_id: str) -> Job:
+    async def fetch_job(self, job_id: str) -> Job[Any]:
         """A handle on an existing job with its current record; raises JobNotFound."""
-        job = Job(self._connection, check_job_id(job_id))
+        job: Job[Any] = Job(self._connection, check_job_id(job_id))
         await job.refresh()
         return job
 
@@ -293,7 +333,7 @@ class Client:
         """Jobs that ended in the dead-letter stream (oldest first), with the reason."""
         return await list_dead_letters(self._connection, queue, limit)
 
-    async def requeue_dead_letter(self, job_id: str) -> Job:
+    async def requeue_dead_letter(self, job_id: str) -> Job[Any]:
         """Enqueue a dead-lettered job again (attempts start over) and drop the dead letter."""
         return Job(self._connection, *await requeue_dead_letter(self._connection, job_id))
 
@@ -306,7 +346,7 @@ class Client:
     async def enqueue_at(
         self,
         when: datetime,
-        func: Callable[..., Any] | str,
+        func: JobFunction[R] | str,
         /,
         *args: Any,
         catch_up: bool = False,
@@ -318,7 +358,7 @@ class Client:
         failure_ttl: Seconds | None = None,
         meta: Mapping[str, Any] | None = None,
         **kwargs: Any,
-    ) -> Job:
+    ) -> Job[R]:
         """Enqueue ``func(*args, **kwargs)`` at ``when`` (naive: UTC; aware: converted).
 
         The job is ``scheduled`` until then and can be cancelled with
@@ -337,8 +377,8 @@ class Client:
         return Job(self._connection, record.id, attrs.evolve(record, status=JobStatus.SCHEDULED))
 
     async def enqueue_in(
-        self, delay: Seconds, func: Callable[..., Any] | str, /, *args: Any, **options: Any
-    ) -> Job:
+        self, delay: Seconds, func: JobFunction[R] | str, /, *args: Any, **options: Any
+    ) -> Job[R]:
         """:meth:`enqueue_at` ``delay`` (seconds or a timedelta) from now."""
         seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
         if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
@@ -348,7 +388,7 @@ class Client:
 
     async def schedule(
         self,
-        func: Callable[..., Any] | str,
+        func: JobFunction[Any] | str,
         /,
         *args: Any,
         cron: str | None = None,
@@ -424,7 +464,7 @@ class Client:
 
     def _new_record(
         self,
-        func: Callable[..., Any] | str,
+        func: JobFunction[Any] | str,
         args: Sequence[Any],
         kwargs: Mapping[str, Any],
         job_id: str | None,
@@ -452,6 +492,10 @@ class Client:
             meta=options.meta,
             history=(StatusChange(status, now),),
         )
+
+
+ClientRef: TypeAlias = Client | Twin[Client]
+"""A naq.Client, or a twin of one (a naq_sync.Client)."""
 
 
 @attrs.frozen
@@ -497,15 +541,29 @@ class _Options:
 def _dependency_ids(depends_on: Dependencies) -> tuple[str, ...]:
     if depends_on is None:
         return ()
-    items = [depends_on] if isinstance(depends_on, str | Job) else list(depends_on)
-    return tuple(check_job_id(d.id if isinstance(d, Job) else d) for d in items)
+    if isinstance(depends_on, str) or not isinstance(depends_on, Iterable):
+        return (_job_id(depends_on),)  # one job or id
+    return tuple(_job_id(item) for item in depends_on)
+
+
+def _job_id(ref: object) -> str:
+    """The id of a job (naq's or a twin's, such as a naq_sync.Job) or of a job id."""
+    job = unwrap(ref)
+    if isinstance(job, Job):
+        return job.id
+    if isinstance(job, str):
+        return check_job_id(job)
+    raise ConfigurationError(f"depends_on takes jobs or job ids, got {ref!r}")
 
 
 class Queue:
     """One named queue of a Client: ``client.queue("mail").enqueue(send, to)``."""
 
-    def __init__(self, client: Client, name: str) -> None:
-        self.client = client
+    client: Client
+    name: str
+
+    def __init__(self, client: ClientRef, name: str) -> None:
+        self.client = unwrap(client)
         self.name = check_queue_name(name)
 
     def __repr__(self) -> str:
@@ -516,20 +574,20 @@ class Queue:
         connection = self.client._connection
         return await connection.call(connection.transport.queue_depth, self.name)
 
-    async def enqueue(self, func: Callable[..., Any] | str, /, *args: Any, **kwargs: Any) -> Job:
+    async def enqueue(self, func: JobFunction[R] | str, /, *args: Any, **kwargs: Any) -> Job[R]:
         """``Client.enqueue`` on this queue; job options are taken from ``kwargs`` as there."""
         return await self.client.enqueue(func, *args, queue=self.name, **kwargs)
 
     async def enqueue_call(
         self,
-        func: Callable[..., Any] | str,
+        func: JobFunction[R] | Call[R] | str,
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> Job:
+    ) -> Job[R]:
         """``Client.enqueue_call`` on this queue."""
         return await self.client.enqueue_call(func, args, kwargs, queue=self.name, **options)
 
-    async def enqueue_many(self, calls: Iterable[Call], **options: Any) -> list[Job]:
+    async def enqueue_many(self, calls: Iterable[Call[R]], **options: Any) -> list[Job[R]]:
         """``Client.enqueue_many`` on this queue."""
         return await self.client.enqueue_many(calls, queue=self.name, **options)

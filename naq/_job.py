@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic
+
+from typing_extensions import TypeVar
 
 from ._errors import JobCanceled, JobFailed
 from ._record import ErrorInfo, JobRecord, JobStatus
@@ -11,11 +13,21 @@ from ._serializers import serializer_for_record
 if TYPE_CHECKING:
     from ._connection import Connection
 
-__all__ = ["Job"]
+__all__ = ["Job", "R_co"]
+
+R_co = TypeVar("R_co", covariant=True, default=Any)
+"""What a job's function returns: ``Job[int]`` is a job whose ``result()`` is an int. Unknown
+(``Any``) for a job enqueued by name (``"pkg.mod:func"``) or read back by id."""
 
 
-class Job:
-    """A handle on a job by id. ``record`` is the last snapshot read, if any."""
+class Job(Generic[R_co]):
+    """A handle on a job by id. ``record`` is the last snapshot read, if any.
+
+    Generic in the result of the job's function: ``await job.result()`` is typed as that.
+    """
+
+    id: str
+    record: JobRecord | None
 
     def __init__(self, connection: Connection, job_id: str, record: JobRecord | None = None):
         self._connection = connection
@@ -50,7 +62,7 @@ class Job:
 
         return await cancel(self._connection, self.id)
 
-    async def result(self, timeout: float | None = None) -> Any:
+    async def result(self, timeout: float | None = None) -> R_co:
         """Wait for the job to end and return its value, or raise JobFailed with the remote error.
 
         Raises ResultTimeout (a TimeoutError) when ``timeout`` seconds pass first. The wait

@@ -175,10 +175,14 @@ class Scheduler:
                 await connection.call(store.stop_watch)  # next refresh re-reads and recovers
                 await anyio.sleep(self.max_wait)
                 return
-        for (item, updated), revision in zip(batch, revisions, strict=True):
-            if revision is None:
-                continue  # another scheduler claimed it, or the schedule changed: the watch
-                # brings the newer definition
-            self.fired += 1
-            logger.debug("scheduler {} enqueued {} ({})", self.id, item.job_id, item.schedule_id)
-            self._track(updated, revision)
+            # In the scope so a type checker sees ``revisions`` bound (a scope's __exit__ may
+            # swallow exceptions, for all it knows); nothing below awaits.
+            for (item, updated), revision in zip(batch, revisions, strict=True):
+                if revision is None:
+                    continue  # another scheduler claimed it, or the schedule changed: the watch
+                    # brings the newer definition
+                self.fired += 1
+                logger.debug(
+                    "scheduler {} enqueued {} ({})", self.id, item.job_id, item.schedule_id
+                )
+                self._track(updated, revision)

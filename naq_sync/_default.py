@@ -11,10 +11,12 @@ import atexit
 import os
 import threading
 import warnings
+from typing import TYPE_CHECKING
 
 from naq import NaqError
 
-from ._classes import Client
+if TYPE_CHECKING:
+    from ._generated import Client
 
 __all__ = ["default_client"]
 
@@ -31,6 +33,8 @@ def default_client() -> Client:
         return client
     with _lock:
         if _client is None or _owner_pid != pid:
+            from ._generated import Client  # here: _generated's module functions import this
+
             fresh = Client()
             fresh.__enter__()
             _client, _owner_pid = fresh, pid

@@ -105,3 +105,55 @@ def test_admin_from_blocking_code(sync_client, background_worker, queue_name):
     sync_client.enqueue(jobs.add, 1, 2, queue=idle)
     assert admin.purge(idle) == 1
     assert admin.queues([idle])[0].pending == 0
+
+
+def test_depends_on_naq_sync_jobs_and_mixed_lists(sync_client, background_worker, queue_name):
+    """``depends_on=`` a naq_sync.Job (it raised "'Job' object is not iterable"), or a list
+    mixing naq_sync jobs, ids and naq jobs."""
+    a = sync_client.enqueue(jobs.add, 1, 2, queue=queue_name)
+    b = sync_client.enqueue(jobs.add, 10, 20, queue=queue_name, depends_on=a)
+    d = sync_client.enqueue(jobs.add, 100, 200, queue=queue_name)
+    assert b.record is not None and b.record.depends_on == (a.id,)
+    mixed = [a, b.id, d._async]  # naq_sync's job, an id, naq's job
+    c = sync_client.enqueue(jobs.sum_of_dependencies, queue=queue_name, depends_on=mixed)
+    assert c.record is not None and c.record.depends_on == (a.id, b.id, d.id)
+    assert c.result(timeout=10) == 333
+
+
+def test_default_client_depends_on_a_naq_sync_job(
+    background_worker, queue_name, nats_url, monkeypatch
+):
+    monkeypatch.setenv("NAQ_NATS_URL", nats_url)
+    first = naq_sync.enqueue(jobs.add, 1, 2, queue=queue_name)
+    second = naq_sync.enqueue_call(jobs.add, (3, 4), queue=queue_name, depends_on=[first])
+    assert second.result(timeout=10) == 7
+    assert second.record is not None and second.record.depends_on == (first.id,)
+
+
+def test_typed_calls_from_blocking_code(sync_client, background_worker, queue_name):
+    job = sync_client.enqueue_call(naq_sync.call(jobs.add, 2, 3), queue=queue_name)
+    assert isinstance(job, naq_sync.Job)
+    assert job.result(timeout=10) == 5
+    many = sync_client.queue(queue_name).enqueue_many(
+        [naq_sync.call(jobs.add, 1, 1), naq_sync.call(jobs.echo, "x", k=1)]
+    )
+    assert [j.result(timeout=10) for j in many] == [2, {"args": ["x"], "kwargs": {"k": 1}}]
+
+
+def test_queues_dead_letters_and_schedules_give_naq_sync_objects(
+    sync_client, background_worker, queue_name, tmp_path
+):
+    queue = naq_sync.Queue(sync_client, queue_name)  # constructible, like naq.Queue
+    assert queue.client._async is sync_client._async
+    job = queue.enqueue(jobs.fail_until, str(tmp_path / "calls"), 1)
+    with pytest.raises(naq_sync.JobFailed):
+        job.result(timeout=20)
+    [letter] = sync_client.dead_letters(queue=queue_name)
+    requeued = sync_client.requeue_dead_letter(letter.job_id)
+    assert isinstance(requeued, naq_sync.Job)
+    assert requeued.result(timeout=20) == 2
+    delayed = sync_client.enqueue_in(3600, jobs.add, 1, 2, queue=queue_name)
+    assert isinstance(delayed, naq_sync.Job)
+    assert delayed.get_status() is naq.JobStatus.SCHEDULED
+    assert sync_client.cancel_schedule(delayed.id).status is naq.ScheduleStatus.CANCELED
+    assert delayed.get_status() is naq.JobStatus.CANCELED
