@@ -160,7 +160,7 @@ class NatsAdmin:
         for subject in (queue_subject(queue), job_subject(queue, "*")):
             request = json.dumps({"filter": subject}).encode()
             try:
-                msg = await self._transport._nc.request(
+                msg = await self._transport.nc.request(
                     f"$JS.API.STREAM.PURGE.{JOBS_STREAM}", request, timeout=30
                 )
             except nats.errors.Error as exc:

@@ -14,6 +14,7 @@ import attrs
 import nats.js.errors
 from nats.aio.msg import Msg
 
+from .._errors import NaqConnectionError
 from ._names import (
     DEAD_STREAM,
     DEPS_BUCKET_STREAM,
@@ -81,8 +82,15 @@ def _dead_letter(msg: Any) -> DeadLetter:
 
 
 class LifecycleMixin:
-    _nc: NatsClient
+    _nc: NatsClient | None
     _js: Any
+
+    @property
+    def nc(self) -> NatsClient:
+        """The connected nats-py client; NaqConnectionError before connecting."""
+        if self._nc is None:
+            raise NaqConnectionError("not connected to NATS: the transport was never opened")
+        return self._nc
 
     async def stored_record(self, job_id: str) -> StoredMessage | None:
         """The job's KV record with its stream sequence (for compare-and-set writes)."""
@@ -141,8 +149,8 @@ class LifecycleMixin:
 
     async def notify_cancel(self, job_id: str) -> None:
         """Tell every worker that ``job_id`` was cancelled (they stop it if it runs)."""
-        await self._nc.publish(cancel_subject(job_id), b"")
-        await self._nc.flush()
+        await self.nc.publish(cancel_subject(job_id), b"")
+        await self.nc.flush()
 
     async def open_cancel_notices(self) -> asyncio.Queue[str]:
         """A queue of cancelled job ids as notices arrive (for a worker)."""
@@ -151,7 +159,7 @@ class LifecycleMixin:
         async def on_notice(msg: Msg) -> None:
             notices.put_nowait(msg.subject.rsplit(".", 1)[1])
 
-        await self._nc.subscribe(cancel_subject("*"), cb=on_notice)
+        await self.nc.subscribe(cancel_subject("*"), cb=on_notice)
         return notices
 
     async def next_cancel_notices(self, notices: asyncio.Queue[str]) -> list[str]:
@@ -181,13 +189,13 @@ class LifecycleMixin:
     async def _direct_get_many(self, stream: str, subjects: list[str]) -> list[Msg]:
         """The last message of each subject (wildcards allowed), in requests of 100 subjects
         sent together on one inbox; each request's answers end with a status message."""
-        inbox = self._nc.new_inbox()
-        sub = await self._nc.subscribe(inbox)
+        inbox = self.nc.new_inbox()
+        sub = await self.nc.subscribe(inbox)
         try:
             requests = 0
             for start in range(0, len(subjects), 100):
                 request = {"multi_last": subjects[start : start + 100], "batch": 10_000}
-                await self._nc.publish(
+                await self.nc.publish(
                     f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(), reply=inbox
                 )
                 requests += 1
@@ -211,8 +219,8 @@ class LifecycleMixin:
             if msg.data:
                 events.put_nowait(RawEvent(msg.subject, headers.get("Naq-Event"), msg.data))
 
-        subs = [await self._nc.subscribe(subject, cb=on_message) for subject in subjects]
-        await self._nc.flush()
+        subs = [await self.nc.subscribe(subject, cb=on_message) for subject in subjects]
+        await self.nc.flush()
         events.subscriptions = subs  # type: ignore[attr-defined]
         return events
 

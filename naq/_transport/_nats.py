@@ -16,7 +16,6 @@ import nats
 import nats.errors
 import nats.js.errors
 from loguru import logger
-from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import api
 
@@ -161,7 +160,7 @@ class NatsTransport(LifecycleMixin):
         self.url = options.url
         self.timeout = timeout
         self._link = Link(self.url, timeout)
-        self._nc: NatsClient | None = None
+        self._nc = None
         self._js: Any = None
         self._publisher: AckedPublisher | None = None
         self._consumers: dict[str, PullConsumer] = {}
@@ -187,10 +186,10 @@ class NatsTransport(LifecycleMixin):
             raise NaqConnectionError(f"cannot connect to NATS at {self.url}: {exc!r}") from exc
         # Once connected, never give up: a restarting server must not strand a worker.
         # nats-py reads this option at each reconnect, and has no other way to set it.
-        self._nc.options["max_reconnect_attempts"] = -1
+        self.nc.options["max_reconnect_attempts"] = -1
         self._link.connected()
-        self._js = self._nc.jetstream(timeout=self.timeout)
-        self._publisher = AckedPublisher(self._nc)
+        self._js = self.nc.jetstream(timeout=self.timeout)
+        self._publisher = AckedPublisher(self.nc)
         await self._publisher.start()
         try:
             await self._ensure_stream(
@@ -248,8 +247,7 @@ class NatsTransport(LifecycleMixin):
     @property
     def max_payload(self) -> int:
         """The largest message the connected server accepts, in bytes."""
-        assert self._nc is not None
-        return self._nc.max_payload
+        return self.nc.max_payload
 
     async def close(self) -> int:
         """Let client calls in progress finish (up to the timeout), flush, close.
@@ -434,7 +432,7 @@ class NatsTransport(LifecycleMixin):
         what = f"waiting for job {job_id}"
         with self._link.watch() as events:
             try:
-                sub = await self._nc.subscribe(stored_record_subject("*", job_id), cb=events.put)
+                sub = await self.nc.subscribe(stored_record_subject("*", job_id), cb=events.put)
             except nats.errors.ConnectionClosedError as exc:
                 raise NaqConnectionError(f"{what}: the connection to {self.url} is closed") from exc
             try:
@@ -447,7 +445,7 @@ class NatsTransport(LifecycleMixin):
                         current = event.data
                 return current
             finally:
-                if not self._nc.is_closed:
+                if not self.nc.is_closed:
                     await sub.unsubscribe()
 
     async def queue_depth(self, queue: str) -> int:
@@ -477,7 +475,7 @@ class NatsTransport(LifecycleMixin):
     async def ensure_consumer(self, queue: str, ack_wait: float) -> None:
         """Create or update the queue's durable pull consumer and bind to it."""
         await self._js.add_consumer(JOBS_STREAM, _consumer_config(queue, ack_wait))
-        consumer = PullConsumer(self._nc, JOBS_STREAM, consumer_name(queue))
+        consumer = PullConsumer(self.nc, JOBS_STREAM, consumer_name(queue))
         await consumer.start()
         self._consumers[queue] = consumer
 
@@ -506,9 +504,9 @@ class NatsTransport(LifecycleMixin):
         for msg in [d.handle for d in deliveries] + buffered:
             try:
                 await msg.nak()
-            except nats.js.errors.MsgAlreadyAckdError:
+            except nats.errors.MsgAlreadyAckdError:
                 continue  # settled while the worker was being cancelled: nothing to hand back
-        await self._nc.flush()
+        await self.nc.flush()
 
     async def settle_batch(
         self, settlements: Sequence[Settlement], ended_ids: Sequence[str]
@@ -537,7 +535,7 @@ class NatsTransport(LifecycleMixin):
         assert self._publisher is not None
         errors: list[BaseException | None] = [None] * len(settlements)
         dead = [
-            (i, item)
+            (i, item, item.delivery, item.dead_reason)
             for i, item in enumerate(settlements)
             if item.dead_reason is not None and item.delivery is not None
         ]
@@ -545,13 +543,13 @@ class NatsTransport(LifecycleMixin):
             letters = [
                 OutgoingMessage(
                     dead_subject(item.queue, item.job_id),
-                    item.delivery.data,
-                    {"Naq-Reason": item.dead_reason, "Naq-Job-Id": item.job_id},
+                    delivery.data,
+                    {"Naq-Reason": reason, "Naq-Job-Id": item.job_id},
                 )
-                for _, item in dead
+                for _, item, delivery, reason in dead
             ]
             outcomes = await self._publisher.publish_all(letters, ACK_TIMEOUT)
-            for (i, _), error in zip(dead, outcomes, strict=True):
+            for (i, *_), error in zip(dead, outcomes, strict=True):
                 errors[i] = error
         writes: list[int] = []
         records: list[OutgoingMessage] = []

@@ -75,10 +75,11 @@ class ServerFire:
 def server_fire(delivery: Delivery) -> ServerFire | None:
     """The schedule that produced this delivery, or None for an ordinary job message."""
     msg = delivery.handle
-    scheduler = (msg.headers or {}).get("Nats-Scheduler", "")
+    headers = msg.headers or {}
+    scheduler = headers.get("Nats-Scheduler", "")
     if not scheduler.startswith(_SCHED_PREFIX):
         return None
-    nxt = msg.headers.get("Nats-Schedule-Next", "purge")
+    nxt = headers.get("Nats-Schedule-Next", "purge")
     following = None if nxt == "purge" else datetime.fromisoformat(nxt.replace("Z", "+00:00"))
     return ServerFire(scheduler[len(_SCHED_PREFIX) :], msg.metadata.sequence.stream, following)
 
@@ -114,7 +115,7 @@ class ScheduleStore:
 
     @property
     def _nc(self) -> Any:
-        return self._transport._nc
+        return self._transport.nc
 
     # -- setup ------------------------------------------------------------------------------
 
