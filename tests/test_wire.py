@@ -10,6 +10,7 @@ import os
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -17,6 +18,7 @@ import pytest
 
 from naq._transport._wire import (
     ConnectionClosedError,
+    ConnectionLostError,
     JetStreamAPIError,
     Msg,
     NoRespondersError,
@@ -44,6 +46,7 @@ async def _connect(
     password: str | None = None,
     token: str | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    **options: Any,
 ) -> WireConnection:
     parts = urlsplit(url)
     return await WireConnection.connect(
@@ -53,6 +56,7 @@ async def _connect(
         password=password,
         token=token,
         ssl_context=ssl_context,
+        **options,
     )
 
 
@@ -357,13 +361,70 @@ async def test_close_fails_pending_waiters(nats_url: str) -> None:
 
 
 async def test_server_error_closes_with_clear_error(nats_url: str) -> None:
-    async with await _connect(nats_url) as nc:
+    async with await _connect(nats_url, reconnect=False) as nc:
         sub = await nc.subscribe(_name())
         nc._write(b"BOGUS\r\n")  # the server answers -ERR and drops the connection
         with pytest.raises(ConnectionClosedError) as closed:
             await sub.next_msg(5)
-        assert isinstance(closed.value.__cause__, ConnectionClosedError)
+        assert isinstance(closed.value.__cause__, ConnectionLostError)
         assert isinstance(closed.value.__cause__.__cause__, ServerError)
+        assert nc.is_closed
+
+
+async def test_server_error_reconnects_and_keeps_subscriptions(nats_url: str) -> None:
+    """The same -ERR with reconnect on (the default): back on the same server, sub intact."""
+    lost: list[ConnectionLostError] = []
+    back = anyio.Event()
+    url = urlsplit(nats_url)
+    async with await WireConnection.connect(
+        url.hostname, url.port or 4222, on_disconnected=lost.append, on_reconnected=back.set
+    ) as nc:
+        subject = _name()
+        sub = await nc.subscribe(subject, queue="q")
+        await nc.flush()
+        nc._write(b"BOGUS\r\n")
+        with anyio.fail_after(10):
+            await back.wait()
+        assert nc.is_connected and nc.reconnects == 1
+        assert len(lost) == 1 and isinstance(lost[0].__cause__, ServerError)
+        await nc.publish(subject, b"after")
+        assert (await sub.next_msg(5)).data == b"after"
+        with pytest.raises(NoRespondersError):  # its 503 reaches the request inbox again
+            await nc.request(_name(), b"", timeout=5)
+
+
+async def _dropped_by_the_server(nc: WireConnection, back: anyio.Event) -> None:
+    """Make the server drop the connection (-ERR on a bogus line) and wait for the reconnect."""
+    nc._write(b"BOGUS\r\n")
+    with anyio.fail_after(10):
+        await back.wait()
+    assert nc.is_connected and nc.reconnects == 1
+
+
+async def test_reconnect_uses_the_same_credentials(auth_servers: dict[str, str]) -> None:
+    back = anyio.Event()
+    password_url = auth_servers["password"]
+    async with await _connect(
+        password_url, user="alice", password="s3cret", on_reconnected=back.set
+    ) as nc:
+        subject = _name()
+        sub = await nc.subscribe(subject)
+        await _dropped_by_the_server(nc, back)
+        await nc.publish(subject, b"again")
+        assert (await sub.next_msg(5)).data == b"again"
+
+
+async def test_reconnect_redoes_tls(tls: tuple[Tls, str]) -> None:
+    files, url = tls
+    context = ssl.create_default_context(cafile=str(files.ca))
+    context.load_cert_chain(str(files.cert), str(files.key))
+    back = anyio.Event()
+    async with await _connect(url, ssl_context=context, on_reconnected=back.set) as nc:
+        subject = _name()
+        sub = await nc.subscribe(subject)
+        await _dropped_by_the_server(nc, back)
+        await nc.publish(subject, b"private again")
+        assert (await sub.next_msg(5)).data == b"private again"
 
 
 # -- the parser alone ----------------------------------------------------------------------

@@ -10,21 +10,34 @@ anyio connects, upgrades to TLS and, with TLS, carries every byte. With plain TC
 skips the stream's per-call checkpoints: a caller about to wait for a reply writes its request
 on the socket itself (no task switch), and on Trio the reader reads the socket itself.
 
-Not yet supported (future work): reconnecting, nkeys/JWT authentication, push consumers. When
-the connection is lost, every pending request, flush, fetch and ``next_msg`` fails with
-``ConnectionClosedError``.
+Reconnecting, as nats-py does: when the socket is lost (end of stream, a read or write error,
+or ``max_outstanding_pings`` client PINGs unanswered) the connection tries its servers again
+(and the ``connect_urls`` INFO announced) with backoff and jitter, redoes the handshake, sends
+SUB again for every live subscription (same sid, queue group, the rest of an auto-unsubscribe),
+then what was published while it was down (at most ``pending_size`` bytes; past that, publish
+raises ReconnectBufferFullError). Calls in flight at the loss fail at once with
+ConnectionLostError, since their outcome is unknown; bytes not yet written are dropped (core
+NATS publishes are at most once). Requests, flushes and fetches made while reconnecting wait for
+the reconnect up to their own timeout and are sent only then, so one that times out (TimeoutError)
+was never sent. Subscriptions stay open across a reconnect.
+
+Not yet supported (future work): nkeys/JWT authentication, push consumers.
 """
 
 from __future__ import annotations
 
 import heapq
+import inspect
 import json
+import random
 import secrets
 import socket
 import ssl
 import sys
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from types import TracebackType
 from typing import NoReturn, Protocol, Self
 
@@ -32,9 +45,11 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 from anyio.streams.tls import TLSStream
+from loguru import logger
 
 from ._wire_protocol import (
     ConnectionClosedError,
+    ConnectionLostError,
     Headers,
     HeadersLike,
     JetStreamAPIError,
@@ -44,6 +59,7 @@ from ._wire_protocol import (
     Parser,
     ProtocolError,
     PubAck,
+    ReconnectBufferFullError,
     ServerError,
     StatusError,
     SubscriptionClosedError,
@@ -53,6 +69,7 @@ from ._wire_protocol import (
     encode_headers,
     encode_pub,
     json_object,
+    parse_connect_urls,
     parse_pub_ack,
     pub_outcome,
     pull_request,
@@ -61,7 +78,10 @@ from ._wire_protocol import (
 )
 
 __all__ = [
+    "ClosedHook",
     "ConnectionClosedError",
+    "ConnectionLostError",
+    "DisconnectedHook",
     "Headers",
     "JetStreamAPIError",
     "Msg",
@@ -70,6 +90,8 @@ __all__ = [
     "ProtocolError",
     "PubAck",
     "PullSubscription",
+    "ReconnectBufferFullError",
+    "ReconnectedHook",
     "ServerError",
     "StatusError",
     "Subscription",
@@ -85,7 +107,20 @@ _FETCH_GRACE = 1.0
 """Seconds a fetch waits past its expiry for the server's end-of-request status."""
 _TIMER_RESOLUTION = 0.01
 """Seconds by which the deadline timer may fire late; it expires that many waiters at once."""
+_PENDING_SIZE = 8 * 1024 * 1024
+"""Default bytes of publishes buffered while reconnecting (nats-py's ``pending_size`` is 2 MiB)."""
+_BACKOFF_START = 0.05
+"""Seconds of the first pause between rounds of reconnect attempts; it doubles each round."""
+_HOOK_GRACE = 5.0
+"""Seconds an awaitable ``on_closed`` hook may take, shielded, while the connection closes."""
 _PONG = Msg("", "", b"", None)
+
+DisconnectedHook = Callable[[ConnectionLostError], Awaitable[None] | None]
+"""Called when the connection is lost and starts reconnecting, with the loss's error."""
+ReconnectedHook = Callable[[], Awaitable[None] | None]
+"""Called once reconnected, after the subscriptions are sent again."""
+ClosedHook = Callable[[ConnectionClosedError], Awaitable[None] | None]
+"""Called once the connection is closed for good, with the reason."""
 
 OutgoingMessage = tuple[str, bytes] | tuple[str, bytes, HeadersLike | None]
 """What ``js_publish_many`` takes: (subject, payload) or (subject, payload, headers)."""
@@ -102,6 +137,28 @@ def _on_trio() -> bool:
     except RuntimeError:  # not inside trio.run
         return False
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    """What ``connect`` was given, kept for every reconnect."""
+
+    user: str | None
+    password: str | None
+    token: str | None
+    ssl_context: ssl.SSLContext | None
+    name: str | None
+    connect_timeout: float
+    reconnect: bool
+    max_reconnect_attempts: int
+    reconnect_wait: float
+    reconnect_jitter: float
+    ping_interval: float
+    max_outstanding_pings: int
+    pending_size: int
+    on_disconnected: DisconnectedHook | None
+    on_reconnected: ReconnectedHook | None
+    on_closed: ClosedHook | None
 
 
 class _Replies:
@@ -130,17 +187,30 @@ class _Sink(Protocol):
 
     def _deliver(self, msg: Msg) -> None: ...
     def _close(self, error: ConnectionClosedError | None) -> None: ...
+    def _lost(self, error: ConnectionLostError) -> None: ...
+    def _resub(self) -> bytes: ...
 
 
 class _ReplyMux:
     """The one ``<inbox>.*`` subscription that all requests share; token -> (waiter, index)."""
 
-    __slots__ = ("counter", "prefix", "replies")
+    __slots__ = ("counter", "prefix", "replies", "sid")
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.counter = 0
+        self.sid = 0
         self.replies: dict[str, tuple[_Replies, int]] = {}
+
+    def _resub(self) -> bytes:
+        return f"SUB {self.prefix}* {self.sid}\r\n".encode()
+
+    def _lost(self, error: ConnectionLostError) -> None:
+        """Fail the requests in flight: their replies, if any, went with the old socket."""
+        entries = list(self.replies.values())
+        self.replies.clear()
+        for waiter, index in entries:
+            waiter.settle(index, error)
 
     def _deliver(self, msg: Msg) -> None:
         entry = self.replies.pop(msg.subject[len(self.prefix) :], None)
@@ -170,6 +240,9 @@ class _Inbox:
         self._error = error
         self._wake()
 
+    def _lost(self, error: ConnectionLostError) -> None:
+        """A subscription outlives a lost socket: it is sent again once reconnected."""
+
     def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None:
@@ -190,7 +263,7 @@ class _Inbox:
         if not self._unsubscribed:
             self._conn._sinks.pop(self.sid, None)
             self._close(None)
-            if not self._conn.is_closed:
+            if self._conn.is_connected:  # else it is simply not sent again once reconnected
                 self._conn._write(f"UNSUB {self.sid}\r\n".encode())
 
 
@@ -200,9 +273,12 @@ class Subscription(_Inbox):
     Past ``max_pending`` buffered messages new ones are dropped and counted in ``dropped``.
     """
 
-    def __init__(self, conn: WireConnection, sid: int, subject: str, max_pending: int) -> None:
+    def __init__(
+        self, conn: WireConnection, sid: int, subject: str, queue: str | None, max_pending: int
+    ) -> None:
         super().__init__(conn, sid)
         self.subject = subject
+        self.queue = queue
         self.max_pending = max_pending
         self.dropped = 0
         self.received = 0
@@ -220,11 +296,19 @@ class Subscription(_Inbox):
             self._unsubscribed = True
         self._wake()
 
+    def _resub(self) -> bytes:
+        """SUB, and UNSUB for the messages still to come when auto-unsubscribe is set."""
+        line = f"SUB {self.subject} {self.queue or ''} {self.sid}\r\n"
+        if self._max_msgs:
+            line += f"UNSUB {self.sid} {self._max_msgs - self.received}\r\n"
+        return line.encode()
+
     async def next_msg(self, timeout: float | None = None) -> Msg:
         """The next message; TimeoutError after ``timeout`` seconds (None: wait forever).
 
         After ``unsubscribe`` the buffered messages are still returned, then
-        SubscriptionClosedError; after a connection loss, ConnectionClosedError.
+        SubscriptionClosedError; once the connection is closed, ConnectionClosedError. While
+        the connection is reconnecting it waits on (for up to ``timeout``).
         """
         queue = self._queue
         if not queue:
@@ -245,7 +329,8 @@ class Subscription(_Inbox):
             await super().unsubscribe()
         elif not self._unsubscribed:
             self._max_msgs = max_msgs
-            self._conn._write(f"UNSUB {self.sid} {max_msgs}\r\n".encode())
+            if self._conn.is_connected:  # else the reconnect sends what is left of it
+                self._conn._write(f"UNSUB {self.sid} {max_msgs}\r\n".encode())
 
     def __aiter__(self) -> Self:
         return self
@@ -274,6 +359,17 @@ class PullSubscription(_Inbox):
         self._open_reply = ""  # reply subject of the request being waited on
         self._want = 0
         self._end: Msg | None = None  # the status message that ended the open request
+        self._interrupted: tuple[str, ConnectionLostError] | None = None  # (reply, loss)
+
+    def _resub(self) -> bytes:
+        return f"SUB {self._prefix}* {self.sid}\r\n".encode()
+
+    def _lost(self, error: ConnectionLostError) -> None:
+        """End the open request: the server forgets pull requests of a lost connection."""
+        if self._open_reply:
+            self._interrupted = (self._open_reply, error)
+            self._open_reply = ""
+            self._wake()
 
     def _deliver(self, msg: Msg) -> None:
         if msg.status is None:
@@ -296,10 +392,21 @@ class PullSubscription(_Inbox):
         ``no_wait`` and nothing more is pending (404); both return what arrived, possibly
         nothing. A 409 (consumer deleted, limits exceeded) raises StatusError if nothing
         arrived.
+
+        When the connection is lost during the fetch, it returns what had arrived, or raises
+        ConnectionLostError if nothing had. Made while reconnecting, it waits up to ``expires``
+        for the reconnect (returning what is buffered, likely nothing, if it does not come)
+        and asks the server for the time left.
         """
         if batch < 1:
             raise ValueError("batch must be at least 1")
         buffer = self._buffer
+        if len(buffer) < batch and self._conn.is_reconnecting:
+            try:
+                left = await self._conn._until_connected(expires, "reconnect")
+                expires = max(left or 0.0, 0.01)  # 0 would ask the server never to expire it
+            except TimeoutError:
+                return [buffer.popleft() for _ in range(min(batch, len(buffer)))]
         if len(buffer) < batch:
             self._counter += 1
             reply = self._prefix + str(self._counter)
@@ -316,6 +423,11 @@ class PullSubscription(_Inbox):
             finally:
                 if self._open_reply == reply:
                     self._open_reply = ""
+            interrupted = self._interrupted
+            if interrupted is not None and interrupted[0] == reply:
+                self._interrupted = None
+                if not buffer:
+                    raise ConnectionLostError(str(interrupted[1])) from interrupted[1]
         end = self._end
         if not buffer and end is not None and end.status not in (404, 408):
             raise status_error(end)
@@ -327,11 +439,16 @@ class WireConnection:
 
     ``async with await WireConnection.connect("127.0.0.1", 4222) as nc: ...`` runs its reader
     and writer in a task group of its own; with ``task_group=tg`` they run in ``tg`` and
-    ``close()`` ends them.
+    ``close()`` ends them. It reconnects by itself (see the module's docstring); ``reconnects``
+    counts the reconnects so far.
     """
 
-    def __init__(self, stream: anyio.abc.ByteStream) -> None:
-        self._stream = stream
+    def __init__(self, servers: list[tuple[str, int]], options: _Options) -> None:
+        self._options = options
+        self._servers = servers
+        self._tls_names = {server: server[0] for server in servers}  # also: the known servers
+        self._server = servers[0]  # the server connected to
+        self._stream: anyio.abc.ByteStream | None = None
         self._parser = Parser(self)
         self._pending = bytearray()
         self._wake_writer = anyio.Event()
@@ -339,20 +456,29 @@ class WireConnection:
         self._writing = False  # the writer holds data taken from _pending but not yet sent
         self._raw: socket.socket | None = None  # plain TCP: written directly, see _push
         self._raw_reads = False  # Trio and plain TCP: read directly too, see _read_raw
-        self._raw_dup = False  # _raw is a duplicate descriptor of ours to close
+        self._dup: socket.socket | None = None  # a duplicate descriptor of ours to close
         self._drained: anyio.Event | None = None
-        self._pongs: deque[_Replies] = deque()
+        self._pongs: deque[_Replies | None] = deque()  # one per PING sent; None: a keepalive
+        self._pings_out = 0  # keepalive PINGs sent since the last PONG
         self._sinks: dict[int, _Sink] = {}
         self._next_sid = 0
         self._scope = anyio.CancelScope()
+        self._session_scope = anyio.CancelScope()  # reader, writer, pinger of one socket
+        self._group: anyio.abc.TaskGroup | None = None  # runs async hooks
         self._own_group: anyio.abc.TaskGroup | None = None
         self._running = False
         self._error: ConnectionClosedError | None = None
+        self._reconnecting = False
+        self._lost_error: ConnectionLostError | None = None
+        self._reconnected = anyio.Event()  # set when a reconnect ends (or the connection closes)
+        self._closed_hook_called = False
+        self.reconnects = 0
         self.info: dict[str, object] = {}
         self.last_server_error = ""  # the latest -ERR that did not end the connection
         self._got_info = False
         self._inbox_root = "_INBOX." + secrets.token_urlsafe(16)
         self._mux = _ReplyMux(self._inbox_root + ".r.")
+        self._mux.sid = self._add_sink(self._mux)
         self._inboxes = 0
         self._deadlines: list[tuple[float, _Replies]] = []  # a heap, see _timer_loop
         self._heap_limit = 1024
@@ -363,97 +489,262 @@ class WireConnection:
     @classmethod
     async def connect(
         cls,
-        host: str,
-        port: int,
+        host: str | None = None,
+        port: int = 4222,
         *,
+        servers: Sequence[tuple[str, int]] | None = None,
         user: str | None = None,
         password: str | None = None,
         token: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         name: str | None = None,
         connect_timeout: float = 5.0,
+        reconnect: bool = True,
+        max_reconnect_attempts: int = -1,
+        reconnect_wait: float = 2.0,
+        reconnect_jitter: float = 0.1,
+        ping_interval: float = 120.0,
+        max_outstanding_pings: int = 2,
+        pending_size: int = _PENDING_SIZE,
+        on_disconnected: DisconnectedHook | None = None,
+        on_reconnected: ReconnectedHook | None = None,
+        on_closed: ClosedHook | None = None,
         task_group: anyio.abc.TaskGroup | None = None,
     ) -> WireConnection:
         """Connect, handshake (INFO, CONNECT, PING/PONG), and start if given a task group.
 
-        TLS is used when the server requires it or ``ssl_context`` is given. A ``-ERR`` during
-        the handshake (e.g. an authorization violation) raises ServerError.
+        ``servers`` lists (host, port) to try in order, instead of ``host`` and ``port``. TLS is
+        used when the server requires it or ``ssl_context`` is given. A ``-ERR`` during the
+        handshake (e.g. an authorization violation) raises ServerError; with several servers,
+        the error of the last one is raised if none takes the connection.
+
+        Once connected: ``reconnect`` on a loss, trying each server up to
+        ``max_reconnect_attempts`` times (-1: forever), pausing between rounds from 50 ms
+        doubling up to ``reconnect_wait`` seconds, plus up to ``reconnect_jitter``. A PING
+        every ``ping_interval`` seconds; ``max_outstanding_pings`` unanswered ones count as a
+        loss. Hooks may be plain functions or coroutine functions (run as tasks of the
+        connection); their errors are logged.
         """
-        try:
-            with anyio.fail_after(connect_timeout):
-                conn = cls(await anyio.connect_tcp(host, port))
-                try:
-                    await conn._handshake(host, ssl_context, user, password, token, name)
-                except BaseException:
-                    if conn._raw is not None and conn._raw_dup:
-                        conn._raw.close()
-                    await anyio.aclose_forcefully(conn._stream)
+        if servers and host is not None:
+            raise ValueError("give host and port, or servers, not both")
+        if max_outstanding_pings < 1:
+            raise ValueError("max_outstanding_pings must be at least 1")
+        pool = [(h, p) for h, p in servers] if servers else [(host or "127.0.0.1", port)]
+        options = _Options(
+            user, password, token, ssl_context, name, connect_timeout, reconnect,
+            max_reconnect_attempts, reconnect_wait, reconnect_jitter, ping_interval,
+            max_outstanding_pings, pending_size, on_disconnected, on_reconnected, on_closed,
+        )  # fmt: skip
+        conn = cls(pool, options)
+        for index, server in enumerate(pool):
+            try:
+                await conn._open(server)
+                break
+            except (OSError, WireError) as exc:  # TimeoutError is an OSError
+                if index == len(pool) - 1:
                     raise
-        except TimeoutError:
-            raise TimeoutError(
-                f"no NATS handshake with {host}:{port} in {connect_timeout} s"
-            ) from None
+                logger.info("cannot connect to NATS at {}:{}: {!r}", *server, exc)
         if task_group is not None:
             await task_group.start(conn._run)
         return conn
 
-    async def _handshake(
-        self, host: str, ssl_context: ssl.SSLContext | None, *auth_and_name: str | None
-    ) -> None:
+    async def _open(self, server: tuple[str, int]) -> None:
+        """Connect to one server within connect_timeout; on success it is the one in use."""
+        host, port = server
+        timeout = self._options.connect_timeout
         try:
-            while not self._got_info:
-                self._parser.feed(await self._stream.receive())
-            tls = self.info.get("tls_required") is True or ssl_context is not None
-            if tls:
-                self._stream = await TLSStream.wrap(
-                    self._stream,
-                    hostname=host,
-                    ssl_context=ssl_context or ssl.create_default_context(),
-                    standard_compatible=False,
+            with anyio.fail_after(timeout):
+                await self._handshake(host, port, self._tls_names.get(server, host))
+        except TimeoutError:
+            raise TimeoutError(f"no NATS handshake with {host}:{port} in {timeout} s") from None
+        self._server = server
+
+    async def _handshake(self, host: str, port: int, tls_name: str) -> None:
+        """Open a socket, handshake on it, and make it the connection's socket.
+
+        On any failure the new socket is closed and the connection is left as it was.
+        """
+        options = self._options
+        stream: anyio.abc.ByteStream = await anyio.connect_tcp(host, port)
+        raw: socket.socket | None = None
+        dup: socket.socket | None = None
+        pong = _Replies(1)
+        self._parser = Parser(self)
+        self._got_info = False
+        try:
+            try:
+                while not self._got_info:
+                    self._parser.feed(await stream.receive())
+                tls = self.info.get("tls_required") is True or options.ssl_context is not None
+                if tls:
+                    stream = await TLSStream.wrap(
+                        stream,
+                        hostname=tls_name,
+                        ssl_context=options.ssl_context or ssl.create_default_context(),
+                        standard_compatible=False,
+                    )
+                else:
+                    raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+                    if not _on_trio():  # asyncio hands out a view without send(): a dup has it
+                        raw = dup = socket.fromfd(raw.fileno(), raw.family, raw.type)
+                    raw.setblocking(False)
+                # Nothing else waits for a PONG while there is no socket: this one is first.
+                self._pongs.append(pong)
+                hello = connect_options(
+                    options.user, options.password, options.token, options.name, tls=tls
                 )
-            else:
-                self._raw = self._stream.extra(anyio.abc.SocketAttribute.raw_socket)
-                self._raw_reads = _on_trio()
-                if not self._raw_reads:  # asyncio hands out a view without send(): a dup has it
-                    view = self._raw
-                    self._raw = socket.fromfd(view.fileno(), view.family, view.type)
-                    self._raw_dup = True
-                self._raw.setblocking(False)
-            pong = _Replies(1)
-            self._pongs.append(pong)
-            self._pending += connect_options(*auth_and_name, tls=tls) + b"PING\r\n"
-            self._pending += f"SUB {self._mux.prefix}* {self._add_sink(self._mux)}\r\n".encode()
-            await self._stream.send(bytes(self._pending))
-            self._pending.clear()
-            while pong.waiting:
-                self._parser.feed(await self._stream.receive())
-        except anyio.EndOfStream:
-            raise ConnectionClosedError(
-                "the server closed the connection during handshake"
-            ) from None
-        except (anyio.BrokenResourceError, OSError) as exc:
-            raise ConnectionClosedError(f"NATS handshake failed: {exc!r}") from exc
+                await stream.send(hello + b"PING\r\n")
+                while pong.waiting:
+                    self._parser.feed(await stream.receive())
+            except anyio.EndOfStream:
+                raise ConnectionClosedError(
+                    "the server closed the connection during handshake"
+                ) from None
+            except (anyio.BrokenResourceError, OSError) as exc:
+                raise ConnectionClosedError(f"NATS handshake failed: {exc!r}") from exc
+            if isinstance(pong.results[0], WireError):  # closed meanwhile
+                raise pong.results[0]
+        except BaseException:
+            if pong in self._pongs:
+                self._pongs.remove(pong)
+            if dup is not None:
+                dup.close()
+            await anyio.aclose_forcefully(stream)
+            raise
+        self._install(stream, raw, dup)
+
+    def _install(
+        self, stream: anyio.abc.ByteStream, raw: socket.socket | None, dup: socket.socket | None
+    ) -> None:
+        """Use a handshaken socket: SUB for every live subscription goes first, then what
+        was published while reconnecting. Synchronous, so no subscription changes between."""
+        self._stream, self._raw, self._dup = stream, raw, dup
+        self._raw_reads = raw is not None and dup is None  # Trio: read the socket itself
+        self._pending[:0] = b"".join(sink._resub() for sink in self._sinks.values())
+        self._pings_out = 0
+        self._session_scope = anyio.CancelScope()
+        self._wake_writer = anyio.Event()
+        self._writer_woken = False
+        if self._reconnecting:
+            self._reconnecting = False
+            self.reconnects += 1
+            self._reconnected.set()
+
+    async def _reconnect(self, lost: ConnectionLostError) -> None:
+        """Try the servers, with backoff and jitter, until one takes the connection.
+
+        Gives up, closing the connection, once every server failed ``max_reconnect_attempts``
+        times in a row.
+        """
+        options = self._options
+        limit = options.max_reconnect_attempts
+        attempts: dict[tuple[str, int], int] = {}
+        last: BaseException = lost
+        rounds = 0
+        while True:
+            start = self._servers.index(self._server) + 1
+            order = self._servers[start:] + self._servers[:start]  # the lost one last
+            pool = [server for server in order if limit < 0 or attempts.get(server, 0) < limit]
+            if not pool:
+                error = ConnectionClosedError(
+                    f"gave up reconnecting to NATS after {sum(attempts.values())} attempts; "
+                    f"last error: {last!r}"
+                )
+                error.__cause__ = last
+                self._fail(error)
+                await anyio.sleep_forever()  # _fail cancelled the scope we run in
+            for server in pool:
+                attempts[server] = attempts.get(server, 0) + 1
+                try:
+                    await self._open(server)
+                except (OSError, WireError) as exc:  # TimeoutError is an OSError
+                    last = exc
+                    logger.debug("reconnecting to NATS at {}:{} failed: {!r}", *server, exc)
+                    continue
+                logger.info("reconnected to NATS at {}:{}", *server)
+                return
+            pause = min(options.reconnect_wait, _BACKOFF_START * 2 ** min(rounds, 30))
+            await anyio.sleep(pause + random.uniform(0, options.reconnect_jitter))
+            rounds += 1
 
     # -- running ---------------------------------------------------------------------------
 
     async def _run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Reader and writer until close() or a connection loss; then close the socket."""
+        """Sessions on one socket after another until close(), a loss without reconnect, or
+        giving up reconnecting; then close the socket."""
         if self._running or self._error is not None:
             raise RuntimeError("this connection was already started")
         self._running = True
+        options = self._options
         try:
             with self._scope:
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._write_loop)
+                    self._group = tg
                     tg.start_soon(self._timer_loop)
                     task_status.started()
-                    await self._read_loop()
+                    while True:
+                        await self._session()
+                        lost = self._lost_error
+                        if self._error is not None or lost is None:
+                            break
+                        await self._close_socket(force=True)
+                        if options.on_disconnected is not None:
+                            self._fire(partial(options.on_disconnected, lost), "on_disconnected")
+                        await self._reconnect(lost)
+                        if options.on_reconnected is not None:
+                            self._fire(options.on_reconnected, "on_reconnected")
                     tg.cancel_scope.cancel()
         finally:
+            self._group = None
             self._fail(ConnectionClosedError("connection closed"))
             await self._close_socket()
+            await self._call_closed_hook()
+
+    async def _session(self) -> None:
+        """Reader, writer and keepalive on the current socket until it is lost."""
+        with self._session_scope:
+            async with anyio.create_task_group() as tg:
+                if self._pending:
+                    self._kick()
+                tg.start_soon(self._write_loop)
+                if self._options.ping_interval > 0:
+                    tg.start_soon(self._ping_loop)
+                await self._read_loop()
+                tg.cancel_scope.cancel()
+
+    def _fire(self, hook: Callable[[], Awaitable[None] | None], what: str) -> None:
+        """Call a hook now; a coroutine it returns runs as a task of the connection."""
+        try:
+            result = hook()
+        except Exception:  # noqa: BLE001 - logged; a hook's bug must not end the connection
+            logger.exception("the {} hook of a NATS connection failed", what)
+            return
+        if inspect.isawaitable(result):
+            if self._group is None:
+                raise RuntimeError("no task group to run an async hook in")
+            self._group.start_soon(self._await_hook, result, what)
+
+    async def _await_hook(self, result: Awaitable[None], what: str) -> None:
+        try:
+            await result
+        except Exception:  # noqa: BLE001 - logged; a hook's bug must not end the connection
+            logger.exception("the {} hook of a NATS connection failed", what)
+
+    async def _call_closed_hook(self) -> None:
+        """on_closed, once; awaited (shielded, for up to _HOOK_GRACE s) if it is a coroutine."""
+        hook, error = self._options.on_closed, self._error
+        if hook is None or error is None or self._closed_hook_called:
+            return
+        self._closed_hook_called = True
+        try:
+            result = hook(error)
+            if inspect.isawaitable(result):
+                with anyio.CancelScope(shield=True, deadline=anyio.current_time() + _HOOK_GRACE):
+                    await result
+        except Exception:  # noqa: BLE001 - logged; the connection is closed anyway
+            logger.exception("the on_closed hook of a NATS connection failed")
 
     async def __aenter__(self) -> Self:
         if not self._running:
@@ -479,7 +770,10 @@ class WireConnection:
         return None
 
     async def _read_loop(self) -> None:
-        receive = self._stream.receive
+        """Feed the parser until the socket fails; then report the loss."""
+        stream = self._stream
+        assert stream is not None
+        receive = stream.receive
         feed = self._parser.feed
         try:
             if self._raw is not None and self._raw_reads:
@@ -488,13 +782,13 @@ class WireConnection:
                 while True:
                     feed(await receive(_READ_SIZE))
         except anyio.EndOfStream:
-            error = ConnectionClosedError("the server closed the connection")
+            error = ConnectionLostError("the server closed the connection")
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            error = ConnectionClosedError(f"connection lost: {exc!r}")
+            error = ConnectionLostError(f"connection lost: {exc!r}")
         except WireError as exc:  # -ERR or data we cannot parse: the connection is unusable
-            error = ConnectionClosedError(f"connection failed: {exc}")
+            error = ConnectionLostError(f"connection failed: {exc}")
             error.__cause__ = exc
-        self._fail(error)
+        self._lost(error)
 
     async def _read_raw(self, sock: socket.socket) -> NoReturn:
         """Trio only: recv on the socket itself, waiting only when it has nothing.
@@ -522,7 +816,9 @@ class WireConnection:
                 await anyio.lowlevel.checkpoint()
 
     async def _write_loop(self) -> None:
-        send = self._stream.send
+        stream = self._stream
+        assert stream is not None
+        send = stream.send
         pending = self._pending
         raw = self._raw
         try:
@@ -543,9 +839,28 @@ class WireConnection:
                 if drained is not None:
                     drained.set()
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            self._fail(ConnectionClosedError(f"connection lost while writing: {exc!r}"))
-        except ConnectionClosedError:  # _send_raw failed the connection already
-            return
+            self._lost(ConnectionLostError(f"connection lost while writing: {exc!r}"))
+
+    async def _ping_loop(self) -> None:
+        """A PING every ping_interval; ``max_outstanding_pings`` unanswered ones: a loss.
+
+        Why: a server that stops (or a network that drops packets silently) sends no end of
+        stream; only missing PONGs tell.
+        """
+        options = self._options
+        while True:
+            await anyio.sleep(options.ping_interval)
+            if self._pings_out >= options.max_outstanding_pings:
+                self._lost(
+                    ConnectionLostError(
+                        f"stale connection: {self._pings_out} PINGs unanswered, one sent every "
+                        f"{options.ping_interval} s"
+                    )
+                )
+                return
+            self._pings_out += 1
+            self._pongs.append(None)
+            self._write(b"PING\r\n")
 
     async def _timer_loop(self) -> None:
         """Wake the waiters whose deadline passed, many at a time.
@@ -579,19 +894,57 @@ class WireConnection:
         if heap[0] is entry:  # earlier than what the timer sleeps until
             self._timer_wake.set()
 
+    def _lost(self, error: ConnectionLostError) -> None:
+        """The socket is gone: reconnect if allowed, else close with ``error``.
+
+        Calls in flight fail with ``error`` (their outcome is unknown); unsent bytes are
+        dropped, since the first of them may be part of a message half written.
+        """
+        if self._error is not None or self._reconnecting:
+            return
+        if not self._options.reconnect:
+            self._fail(error)
+            return
+        logger.warning("lost the NATS connection to {}:{} ({}); reconnecting", *self._server, error)
+        self._reconnecting = True
+        self._lost_error = error
+        self._reconnected = anyio.Event()
+        self._raw = None  # callers stop writing to the dead socket
+        if self._pending:
+            logger.info("dropped {} unsent bytes with the lost connection", len(self._pending))
+        self._pending.clear()
+        self._writing = False
+        for sink in list(self._sinks.values()):
+            sink._lost(error)
+        pongs = list(self._pongs)
+        self._pongs.clear()
+        for pong in pongs:
+            if pong is not None:
+                pong.settle(0, error)
+        drained, self._drained = self._drained, None
+        if drained is not None:
+            drained.set()
+        self._session_scope.cancel()
+
     def _fail(self, error: ConnectionClosedError) -> None:
         """Mark the connection dead and fail every waiter with ``error`` (first call wins)."""
         if self._error is not None:
             return
         self._error = error
+        self._reconnecting = False
+        self._raw = None
+        self._pending.clear()  # nothing more will be sent
         sinks = list(self._sinks.values())
         self._sinks.clear()
         for sink in sinks:
             sink._close(error)
         while self._pongs:
-            self._pongs.popleft().settle(0, error)
+            pong = self._pongs.popleft()
+            if pong is not None:
+                pong.settle(0, error)
         if self._drained is not None:
             self._drained.set()
+        self._reconnected.set()  # waiters for a reconnect find the connection closed
         self._scope.cancel()
 
     # -- parser callbacks --------------------------------------------------------------------
@@ -602,15 +955,23 @@ class WireConnection:
             sink._deliver(msg)
 
     def on_info(self, info: dict[str, object]) -> None:
-        self.info = {**self.info, **info}
+        """The first INFO of a socket replaces the last one; later ones update it."""
+        self.info = {**self.info, **info} if self._got_info else info
         self._got_info = True
+        for server in parse_connect_urls(info):
+            if server not in self._tls_names:  # TLS checks the name the user gave
+                self._tls_names[server] = self._servers[0][0]
+                self._servers.append(server)
 
     def on_ping(self) -> None:
         self._write(b"PONG\r\n")
 
     def on_pong(self) -> None:
+        self._pings_out = 0
         if self._pongs:
-            self._pongs.popleft().settle(0, _PONG)
+            waiter = self._pongs.popleft()
+            if waiter is not None:
+                waiter.settle(0, _PONG)
 
     def on_err(self, message: str) -> None:
         if message.lower().startswith("permissions violation"):
@@ -622,7 +983,21 @@ class WireConnection:
 
     @property
     def is_closed(self) -> bool:
+        """Closed for good: by close(), a loss without reconnect, or giving up reconnecting."""
         return self._error is not None
+
+    @property
+    def is_reconnecting(self) -> bool:
+        return self._reconnecting
+
+    @property
+    def is_connected(self) -> bool:
+        return self._error is None and not self._reconnecting
+
+    @property
+    def connected_server(self) -> tuple[str, int]:
+        """(host, port) of the server in use, or last used while reconnecting."""
+        return self._server
 
     @property
     def max_payload(self) -> int:
@@ -642,6 +1017,21 @@ class WireConnection:
             raise ConnectionClosedError(str(self._error)) from self._error
         if not self._running:
             raise RuntimeError("the connection is not started: use `async with` or task_group")
+
+    async def _until_connected(self, timeout: float | None, what: str) -> float | None:
+        """While reconnecting, wait for the reconnect; the time left of ``timeout``.
+
+        Why: a call made while the connection is down is sent only once it is back, so one
+        that times out here (TimeoutError) was never sent.
+        """
+        start = anyio.current_time()
+        with anyio.move_on_after(timeout):
+            while self._reconnecting:
+                await self._reconnected.wait()
+        self._check_open()
+        if self._reconnecting:
+            raise TimeoutError(f"no {what} in {timeout} s: still reconnecting to NATS")
+        return None if timeout is None else max(0.0, timeout - (anyio.current_time() - start))
 
     def _write(self, data: bytes) -> None:
         self._pending += data
@@ -671,9 +1061,9 @@ class WireConnection:
             sent = raw.send(self._pending)
         except BlockingIOError:
             return False
-        except OSError as exc:
-            self._fail(ConnectionClosedError(f"connection lost while writing: {exc!r}"))
-            raise ConnectionClosedError(f"connection lost while writing: {exc!r}") from exc
+        except OSError as exc:  # the loss fails the waiters and empties the pending buffer
+            self._lost(ConnectionLostError(f"connection lost while writing: {exc!r}"))
+            return True
         del self._pending[:sent]
         return not self._pending
 
@@ -692,6 +1082,11 @@ class WireConnection:
         size = len(payload) + (len(raw_headers) if raw_headers else 0)
         if size > self.max_payload:
             raise ValueError(f"message of {size} bytes exceeds max_payload {self.max_payload}")
+        if self._reconnecting and len(self._pending) + size > self._options.pending_size:
+            raise ReconnectBufferFullError(
+                f"{len(self._pending)} bytes already wait for the reconnect to NATS "
+                f"(pending_size {self._options.pending_size})"
+            )
         encode_pub(self._pending, subject, reply, payload, raw_headers)
 
     async def _wait_drained(self) -> None:
@@ -707,15 +1102,24 @@ class WireConnection:
         reply: str = "",
         headers: HeadersLike | None = None,
     ) -> None:
-        """Queue a message for the writer; waits only when much is already unsent."""
+        """Queue a message for the writer; waits only when much is already unsent.
+
+        While reconnecting it is buffered, up to ``pending_size`` bytes in all, past which
+        ReconnectBufferFullError.
+        """
         self._enqueue(subject, payload, reply, headers)
         self._kick()
-        if len(self._pending) > _MAX_PENDING_WRITE:
+        if len(self._pending) > _MAX_PENDING_WRITE and not self._reconnecting:
             await self._wait_drained()
 
     async def flush(self, timeout: float = 5.0) -> None:
-        """Round trip to the server: everything published before has been processed."""
+        """Round trip to the server: everything published before has been processed.
+
+        While reconnecting it waits for the reconnect first (TimeoutError after ``timeout``).
+        """
         self._check_open()
+        if self._reconnecting:
+            timeout = await self._until_connected(timeout, "PONG") or 0.0
         pong = _Replies(1)
         self._pongs.append(pong)
         self._pending += b"PING\r\n"
@@ -730,9 +1134,10 @@ class WireConnection:
         if queue is not None:
             check_subject(queue)
         sid = self._next_sid + 1
-        sub = Subscription(self, sid, subject, max_pending)
+        sub = Subscription(self, sid, subject, queue, max_pending)
         self._add_sink(sub)
-        self._write(f"SUB {subject} {queue or ''} {sid}\r\n".encode())
+        if not self._reconnecting:  # else the reconnect sends it with the others
+            self._write(sub._resub())
         return sub
 
     async def _wait(self, waiter: _Replies, timeout: float | None, what: str) -> None:
@@ -765,8 +1170,13 @@ class WireConnection:
     ) -> Msg:  # fmt: skip
         """Publish with a reply subject and wait for the first reply.
 
-        Raises NoRespondersError (status 503), TimeoutError, or ConnectionClosedError.
+        Raises NoRespondersError (status 503), TimeoutError, or ConnectionClosedError:
+        ConnectionLostError if the connection was lost while waiting (the request may or may
+        not have happened). Made while reconnecting, the request waits for the reconnect
+        within ``timeout`` and is sent only then.
         """
+        if self._reconnecting:
+            timeout = await self._until_connected(timeout, f"reply on {subject!r}") or 0.0
         waiter = _Replies(1)
         token = self._send_request(subject, payload, headers, waiter, 0)
         self._push()
@@ -783,23 +1193,33 @@ class WireConnection:
     async def close(self, timeout: float = 5.0) -> None:
         """Send what is pending (for up to ``timeout`` seconds), then close the socket.
 
-        Every waiter still pending fails with ConnectionClosedError.
+        While reconnecting it stops at once and drops what was buffered. Every waiter still
+        pending fails with ConnectionClosedError.
         """
         if self._error is not None:
             return
-        if self._running:
+        if self._running and not self._reconnecting:
             with anyio.move_on_after(timeout):
                 await self._wait_drained()
-            self._fail(ConnectionClosedError("connection closed"))
-        else:
-            self._fail(ConnectionClosedError("connection closed"))
+        self._fail(ConnectionClosedError("connection closed"))
+        if not self._running:
             await self._close_socket()
+            await self._call_closed_hook()
 
-    async def _close_socket(self) -> None:
-        if self._raw is not None and self._raw_dup:
-            self._raw.close()
-        with anyio.CancelScope(shield=True, deadline=anyio.current_time() + 2):
-            await self._stream.aclose()
+    async def _close_socket(self, *, force: bool = False) -> None:
+        """Close the current socket: gracefully (TLS close_notify) at close, at once if lost."""
+        stream, self._stream = self._stream, None
+        dup, self._dup = self._dup, None
+        self._raw = None
+        if dup is not None:
+            dup.close()
+        if stream is None:
+            return
+        if force:
+            await anyio.aclose_forcefully(stream)
+        else:
+            with anyio.CancelScope(shield=True, deadline=anyio.current_time() + 2):
+                await stream.aclose()
 
     # -- JetStream ---------------------------------------------------------------------------
 
@@ -828,8 +1248,11 @@ class WireConnection:
         """Publish all without waiting in between, then wait once for all acks.
 
         One outcome per message, in order: its PubAck, or the error for it (refusal, no
-        responders, no ack within ``timeout``).
+        responders, no ack within ``timeout``, ConnectionLostError). Made while reconnecting,
+        it waits for the reconnect within ``timeout`` first (TimeoutError).
         """
+        if self._reconnecting:
+            timeout = await self._until_connected(timeout, "reconnect") or 0.0
         batch = list(messages)
         waiter = _Replies(len(batch))
         tokens: list[str] = []
@@ -855,7 +1278,8 @@ class WireConnection:
         sid = self._next_sid + 1
         puller = PullSubscription(self, stream, consumer, sid, prefix)
         self._add_sink(puller)
-        self._write(f"SUB {prefix}* {sid}\r\n".encode())
+        if not self._reconnecting:  # else the reconnect sends it with the others
+            self._write(puller._resub())
         return puller
 
     def _settle(self, msg: Msg, body: bytes) -> None:

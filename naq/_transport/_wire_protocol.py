@@ -15,6 +15,7 @@ from typing import NamedTuple, Protocol, cast
 
 __all__ = [
     "ConnectionClosedError",
+    "ConnectionLostError",
     "Headers",
     "HeadersLike",
     "JetStreamAPIError",
@@ -25,6 +26,7 @@ __all__ = [
     "ParserHandler",
     "ProtocolError",
     "PubAck",
+    "ReconnectBufferFullError",
     "ServerError",
     "StatusError",
     "SubscriptionClosedError",
@@ -34,6 +36,7 @@ __all__ = [
     "encode_headers",
     "encode_pub",
     "json_object",
+    "parse_connect_urls",
     "parse_pub_ack",
     "pub_outcome",
     "pull_request",
@@ -53,7 +56,19 @@ class WireError(Exception):
 
 
 class ConnectionClosedError(WireError):
-    """The connection is closed or was lost; reconnecting is not supported yet."""
+    """The connection is closed, or was lost with this call in flight (ConnectionLostError)."""
+
+
+class ConnectionLostError(ConnectionClosedError):
+    """The socket was lost while this call was in flight, so its outcome is unknown.
+
+    A request may or may not have reached the server; the caller decides whether to retry.
+    The connection itself may be reconnecting: ``is_closed`` tells whether it is gone for good.
+    """
+
+
+class ReconnectBufferFullError(WireError):
+    """A publish while reconnecting would buffer more than ``pending_size`` bytes."""
 
 
 class SubscriptionClosedError(WireError):
@@ -310,6 +325,25 @@ def connect_options(
     given = (("user", user), ("pass", password), ("auth_token", token), ("name", name))
     options.update({key: value for key, value in given if value is not None})
     return b"CONNECT " + json.dumps(options).encode() + b"\r\n"
+
+
+def parse_connect_urls(info: Mapping[str, object]) -> list[tuple[str, int]]:
+    """The ``host:port`` entries of an INFO's ``connect_urls`` (other servers of a cluster).
+
+    Entries that are not a plain host (or ``[ipv6]``) and port are skipped.
+    """
+    urls = info.get("connect_urls")
+    if not isinstance(urls, list):
+        return []
+    servers: list[tuple[str, int]] = []
+    for url in cast("list[object]", urls):
+        if not isinstance(url, str):
+            continue
+        host, sep, port = url.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if sep and host and port.isdigit() and "/" not in host:
+            servers.append((host, int(port)))
+    return servers
 
 
 def pull_request(batch: int, expires: float, no_wait: bool) -> bytes:
