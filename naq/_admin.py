@@ -7,6 +7,9 @@ own. The CLI's ``list-workers``, ``info`` and ``purge`` are thin layers over it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
 
 import attrs
 from loguru import logger
@@ -14,11 +17,13 @@ from loguru import logger
 from ._client import ClientRef
 from ._errors import SerializationError
 from ._heartbeat import WorkerInfo, decode_worker_info
+from ._time import utcnow
 from ._transport import check_queue_name
 from ._transport._admin import NatsAdmin
+from ._transport._names import purged_subject
 from ._twin import unwrap
 
-__all__ = ["Admin", "QueueInfo"]
+__all__ = ["Admin", "PurgeNotice", "PurgeNotices", "QueueInfo"]
 
 
 @attrs.frozen(kw_only=True)
@@ -53,7 +58,9 @@ class Admin:
         return sorted(workers, key=lambda w: w.id)
 
     async def queues(self, names: Sequence[str] | None = None) -> list[QueueInfo]:
-        """The named queues, or every queue that has had a worker, with their live workers."""
+        """The named queues, or every queue that ever had a job or a worker, with their
+        live workers (a queue is known once a job is enqueued to it or a worker consumes it).
+        """
         wanted = None if names is None else [check_queue_name(n) for n in names]
         stats = await self._connection.call(self._ops.queue_stats, wanted)
         workers = await self.workers()
@@ -77,6 +84,56 @@ class Admin:
         """Remove every job message of ``queue`` (waiting, running, waiting to retry).
 
         Returns how many messages the server removed. A job already running keeps running;
-        its outcome is still recorded.
+        its outcome is still recorded. Listeners (the dashboard) are told, so they stop
+        showing the removed jobs as queued.
         """
-        return await self._connection.call(self._ops.purge, check_queue_name(queue))
+        purged = await self._connection.call(self._ops.purge, check_queue_name(queue))
+        transport = self._connection.transport
+        await self._connection.call(transport.notify_purged, queue, utcnow().isoformat())
+        return purged
+
+
+@attrs.frozen
+class PurgeNotice:
+    """``queue`` was purged at ``at`` (the purging process's clock, UTC)."""
+
+    queue: str
+    at: datetime
+
+
+class PurgeNotices:
+    """Purges as they happen, from any process: ``async with PurgeNotices(client) as n``,
+    then ``await n.next()`` for the notices that arrived (at least one)."""
+
+    def __init__(self, client: ClientRef) -> None:
+        self._connection = unwrap(client)._connection
+        self._handle: Any = None
+
+    async def __aenter__(self) -> Self:
+        transport = self._connection.transport
+        subjects = [purged_subject("*")]
+        self._handle = await self._connection.call(transport.open_events, subjects)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            await self._connection.call(self._connection.transport.close_events, handle)
+
+    async def next(self) -> list[PurgeNotice]:
+        transport = self._connection.transport
+        raw = await self._connection.call(transport.next_events, self._handle, None)
+        notices = []
+        for event in raw:
+            try:
+                at = datetime.fromisoformat(event.data.decode())
+            except ValueError:
+                logger.warning("ignoring a malformed purge notice on {}", event.subject)
+                continue
+            notices.append(PurgeNotice(event.subject.rsplit(".", 1)[1], at))
+        return notices

@@ -6,6 +6,8 @@ Requeueing enqueues the job again (attempts start over) and then drops the dead 
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import attrs
 
 from ._connection import Connection
@@ -17,15 +19,20 @@ from ._transport import OutgoingJob, RawDeadLetter
 __all__ = ["DeadLetter", "delete_dead_letter", "list_dead_letters", "requeue_dead_letter"]
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class DeadLetter:
-    """One dead letter: which job, why, when; ``record`` is None if it was undecodable."""
+    """One dead letter: which job, why, when (UTC), after how many runs (``attempts``,
+    None if unknown); ``record`` is the job as enqueued, None if it was undecodable."""
 
     job_id: str
     queue: str
     reason: str
-    time: str
+    time: datetime | None
     record: JobRecord | None
+    attempts: int | None = None
+
+    def __repr__(self) -> str:
+        return f"<naq.DeadLetter {self.job_id} on {self.queue}: {self.reason[:60]!r}>"
 
 
 def _public(raw: RawDeadLetter) -> DeadLetter:
@@ -33,7 +40,7 @@ def _public(raw: RawDeadLetter) -> DeadLetter:
         record: JobRecord | None = decode_record(raw.data)
     except SerializationError:
         record = None
-    return DeadLetter(raw.job_id, raw.queue, raw.reason, raw.time, record)
+    return DeadLetter(raw.job_id, raw.queue, raw.reason, raw.time, record, raw.attempts)
 
 
 async def list_dead_letters(

@@ -82,3 +82,8 @@ class JobFailed(NaqError):
 
 class JobCanceled(JobFailed):
     """The job was canceled: on request, past its ttl, or because a dependency failed."""
+
+    def __init__(self, job_id: str, exc_type: str, message: str, traceback: str) -> None:
+        super().__init__(job_id, exc_type, message, traceback)
+        why = message if exc_type == "JobCanceled" else f"{exc_type}: {message}"
+        self.args = (f"job {job_id} was canceled: {why}",)

@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING, Any, Generic
 
 from typing_extensions import TypeVar
 
-from ._errors import JobCanceled, JobFailed
+from ._errors import JobCanceled, JobFailed, ResultTimeout
 from ._record import ErrorInfo, JobRecord, JobStatus
 from ._serializers import serializer_for_record
+from ._waiting import why_still_waiting
 
 if TYPE_CHECKING:
     from ._connection import Connection
@@ -53,8 +54,19 @@ class Job(Generic[R_co]):
         Woken by the record's updates, like :meth:`result`; raises ResultTimeout.
         """
         wanted = frozenset(JobStatus(s) for s in statuses) if statuses else None
-        self.record = await self._connection.wait_status(self.id, wanted, timeout)
+        self.record = await self._wait(wanted, timeout)
         return self.record.status
+
+    async def _wait(self, wanted: frozenset[JobStatus] | None, timeout: float | None) -> JobRecord:
+        try:
+            return await self._connection.wait_status(self.id, wanted, timeout)
+        except ResultTimeout as exc:
+            if not timeout:  # timeout=0 is a poll ("is it done?"): keep it one read
+                raise
+            hint = await why_still_waiting(self._connection, self.id)
+            if hint is None:
+                raise
+            raise ResultTimeout(f"{exc}: {hint}") from None
 
     async def cancel(self) -> bool:
         """Cancel this job (see :meth:`naq.Client.cancel`); False if it had ended."""
@@ -65,10 +77,11 @@ class Job(Generic[R_co]):
     async def result(self, timeout: float | None = None) -> R_co:
         """Wait for the job to end and return its value, or raise JobFailed with the remote error.
 
-        Raises ResultTimeout (a TimeoutError) when ``timeout`` seconds pass first. The wait
-        is woken by the worker's write of the outcome; nothing polls.
+        Raises ResultTimeout (a TimeoutError) when ``timeout`` seconds pass first, saying why
+        when it is plain (no live worker consumes the job's queue). The wait is woken by the
+        worker's write of the outcome; nothing polls.
         """
-        record = await self._connection.wait_status(self.id, None, timeout)
+        record = await self._wait(None, timeout)
         self.record = record
         if record.status is JobStatus.FINISHED:
             serializer = serializer_for_record(record.serializer, self._connection.serializer)

@@ -70,7 +70,7 @@ class StatusChange:
     at: datetime
 
 
-@attrs.define
+@attrs.define(repr=False)
 class JobRecord:
     """Everything known about one job: a snapshot, never changed once made.
 
@@ -102,6 +102,10 @@ class JobRecord:
     allow_dependency_failures: bool = False
     progress: float | None = None
     history: tuple[StatusChange, ...] = ()
+
+    def __repr__(self) -> str:
+        """One short line: the payload and result may be large."""
+        return f"<naq.JobRecord {self.id} {self.status.value} {self.func_name} on {self.queue}>"
 
     def moved_to(self, status: JobStatus, at: datetime, **changes: Any) -> JobRecord:
         """A copy in ``status``, with the step added to ``history`` (and other changes)."""

@@ -47,7 +47,7 @@ class ScheduleStatus(enum.StrEnum):
         return self in (ScheduleStatus.COMPLETED, ScheduleStatus.CANCELED)
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Schedule:
     """A delayed or recurring job, as stored in the ``naq_schedules`` bucket.
 
@@ -97,6 +97,14 @@ class Schedule:
         """The trigger in short human form, plus the repeat limit."""
         text = self.trigger.describe()
         return f"{text} x{self.repeat}" if self.repeat is not None else text
+
+    def __repr__(self) -> str:
+        """One short line (the definition holds a whole job record, too long to show)."""
+        due = f", next {self.next_run.isoformat()}" if self.next_run is not None else ""
+        return (
+            f"<naq.Schedule {self.id} {self.describe()} {self.status.value}{due}, "
+            f"{self.runs} run(s)>"
+        )
 
 
 _converter = _make_converter()

@@ -92,6 +92,8 @@ class Scheduling:
             raise ConfigurationError(f"repeat must be a positive number of runs, got {repeat!r}")
         store, engine = await self._resolve_engine()
         call = self._connection.call
+        # Its runs are published by a scheduler or the server: make the queue known now.
+        await call(self._connection.transport.announce_queues, {template.queue})
         sid = template.id
         fresh = Schedule(
             id=sid,

@@ -100,8 +100,9 @@ class Job(BlockingTwin, Generic[R_co]):
     def result(self, timeout: float | None = None) -> R_co:
         """Wait for the job to end and return its value, or raise JobFailed with the remote error.
 
-        Raises ResultTimeout (a TimeoutError) when ``timeout`` seconds pass first. The wait
-        is woken by the worker's write of the outcome; nothing polls.
+        Raises ResultTimeout (a TimeoutError) when ``timeout`` seconds pass first, saying why
+        when it is plain (no live worker consumes the job's queue). The wait is woken by the
+        worker's write of the outcome; nothing polls.
         """
         return run_blocking(partial(self._async.result, timeout))
 
@@ -557,14 +558,17 @@ class Admin(BlockingTwin):
         return run_blocking(self._async.workers)
 
     def queues(self, names: Sequence[str] | None = None) -> list[QueueInfo]:
-        """The named queues, or every queue that has had a worker, with their live workers."""
+        """The named queues, or every queue that ever had a job or a worker, with their
+        live workers (a queue is known once a job is enqueued to it or a worker consumes it).
+        """
         return run_blocking(partial(self._async.queues, names))
 
     def purge(self, queue: str) -> int:
         """Remove every job message of ``queue`` (waiting, running, waiting to retry).
 
         Returns how many messages the server removed. A job already running keeps running;
-        its outcome is still recorded.
+        its outcome is still recorded. Listeners (the dashboard) are told, so they stop
+        showing the removed jobs as queued.
         """
         return run_blocking(partial(self._async.purge, queue))
 

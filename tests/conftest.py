@@ -18,8 +18,26 @@ from anyio.from_thread import start_blocking_portal
 import naq
 from naq.server import EmbeddedServer
 from tests._counts import counts, pytest_terminal_summary  # noqa: F401 - fixture, hook
+from tests._order import spread_longest_first
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest tests first, spread over the xdist workers (see tests/_order.py)."""
+    workerinput = getattr(config, "workerinput", None)  # set in xdist's workers, which collect
+    if workerinput is not None:
+        items[:] = spread_longest_first(items, int(workerinput["workercount"]))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--dashboard-screenshot",
+        metavar="PATH",
+        default=None,
+        help="Save the browser test's screenshot of the dashboard here (docs/dashboard.png "
+        "for the README); by default it goes to the test's temporary directory.",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime, timedelta
 
 import anyio
 import pytest
@@ -39,9 +41,22 @@ def test_failed_list_requeue_delete(nats_url, queue_name, tmp_path):
         _invoke("failed", "list", "--url", nats_url, "--queue", queue_name, "--json")
     )
     assert {row["job_id"] for row in listed} == {flaky_id, broken_id}
-    assert "2 dead letter(s)" in _invoke("failed", "list", "--url", nats_url, "--queue", queue_name)
+    for row in listed:  # the runs the job had, as its reason says; times in ISO 8601, UTC
+        assert row["attempts"] == 1
+        assert "failed after 1 attempt(s)" in row["reason"]
+        assert datetime.fromisoformat(row["time"]).utcoffset() == timedelta(0)
+        assert "T" in row["time"]
+    table = _invoke("failed", "list", "--url", nats_url, "--queue", queue_name)
+    assert "2 dead letter(s)" in table
+    assert "…" not in table
+    # Not a terminal: ids are whole, so one copied from the table works.
+    copied = [word for word in table.split() if word in (flaky_id, broken_id)]
+    assert sorted(copied) == sorted([flaky_id, broken_id])
+    flaky_row = next(line for line in table.splitlines() if flaky_id in line)
+    assert re.search(r"│\s+1\s+│", flaky_row), flaky_row  # attempts, as in the reason
 
-    assert "requeued 1 job(s)" in _invoke("failed", "requeue", flaky_id, "--url", nats_url)
+    assert "requeued 1 job(s)" in _invoke("failed", "requeue", copied[copied.index(flaky_id)],
+                                          "--url", nats_url)  # fmt: skip
     assert "deleted 1 dead letter(s)" in _invoke("failed", "delete", "--all", "--queue", queue_name,
                                                    "--url", nats_url)  # fmt: skip
 
@@ -56,7 +71,8 @@ def test_failed_list_requeue_delete(nats_url, queue_name, tmp_path):
 
 def test_failed_needs_ids_or_all(nats_url):
     result = runner.invoke(app, ["failed", "delete", "--url", nats_url])
-    assert result.exit_code != 0
+    assert result.exit_code == 2
+    assert "name job ids, or pass --all" in result.stderr
 
 
 def test_job_control_cancels_a_job(nats_url, queue_name):
@@ -73,3 +89,6 @@ def test_job_control_cancels_a_job(nats_url, queue_name):
             return await (await client.fetch_job(job_id)).get_status()
 
     assert anyio.run(status) is naq.JobStatus.CANCELED
+    shown = _invoke("job", job_id, "--url", nats_url)
+    assert re.search(r"canceled\s+│\s+canceled on request", shown), shown
+    assert "JobCanceled" not in shown and "error" not in shown

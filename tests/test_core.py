@@ -68,12 +68,35 @@ async def test_unknown_job(client):
         await client.fetch_job("no-such-job")
 
 
-async def test_result_wait_times_out_without_worker(client, queue_name):
+async def test_result_wait_times_out_without_worker(client, nats_url, queue_name):
+    """The timeout says why when it is plain: no live worker consumes the job's queue."""
     job = await client.enqueue(jobs.add, 1, 2, queue=queue_name)
-    with pytest.raises(naq.ResultTimeout) as info:
-        await job.result(timeout=0.2)
+    async with running_worker(nats_url, [f"{queue_name}-other"]):  # a worker, elsewhere
+        with pytest.raises(naq.ResultTimeout) as info:
+            await job.result(timeout=0.2)
     assert isinstance(info.value, TimeoutError)
+    assert str(info.value) == (
+        f"job {job.id} did not end within 0.2 s: it is still queued on {queue_name!r}, and no "
+        f"live worker consumes that queue (start one: naq worker {queue_name})"
+    )
+    with pytest.raises(naq.ResultTimeout, match="no live worker consumes"):
+        await job.wait_until(naq.JobStatus.STARTED, timeout=0.1)
+    with pytest.raises(naq.ResultTimeout) as polled:
+        await job.result(timeout=0)  # a poll stays one read, without the look around
+    assert str(polled.value) == f"job {job.id} did not end within 0 s"
     assert await job.get_status() is naq.JobStatus.QUEUED
+
+
+async def test_timeout_with_a_busy_worker_has_no_hint(client, nats_url, queue_name):
+    async with running_worker(nats_url, [queue_name], concurrency=1):
+        busy = await client.enqueue(jobs.async_sleep, 2, queue=queue_name)
+        await busy.wait_until(naq.JobStatus.STARTED, timeout=20)
+        job = await client.enqueue(jobs.add, 1, 2, queue=queue_name)
+        with pytest.raises(naq.ResultTimeout) as info:
+            await job.result(timeout=0.2)
+        assert str(info.value) == f"job {job.id} did not end within 0.2 s"
+        busy_worker_cancel = await client.cancel(busy.id)
+    assert busy_worker_cancel is True
 
 
 async def test_retried_then_succeeds(client, nats_url, queue_name, tmp_path):

@@ -142,8 +142,9 @@ async def test_cancel_queued_job_never_runs(client, nats_url, queue_name, tmp_pa
         probe = await client.enqueue(jobs.add, 1, 1, queue=queue_name)
         assert await probe.result(timeout=20) == 2  # the worker ran what came after
     assert _runs(marker) == 0
-    with pytest.raises(naq.JobCanceled):
+    with pytest.raises(naq.JobCanceled) as canceled:
         await job.result(timeout=5)
+    assert str(canceled.value) == f"job {job.id} was canceled: canceled on request"
     assert await client.cancel(job.id) is False  # already ended
 
 

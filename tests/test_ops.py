@@ -22,9 +22,10 @@ GRACE = 1.0
 
 def test_operating_a_worker_from_the_cli(nats_url, queue_name):
     """enqueue, job, list-workers, info on a live worker; SIGKILL drops it within its TTL."""
+    name = f"{queue_name}-a-worker-named-at-length-like-a-long-host-name.12345"
     worker = naq_process(
         "worker", queue_name, "--url", nats_url, "--heartbeat-interval", "0.5",
-        "--log-format", "json",
+        "--log-format", "json", "--name", name,
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     runs = RunSignal()
@@ -59,7 +60,15 @@ def test_operating_a_worker_from_the_cli(nats_url, queue_name):
         )  # fmt: skip
         assert (listed["running"], listed["processed"], listed["failed"]) == (1, 1, 0)
         assert listed["last_heartbeat"] and listed["host"]
-        assert listed["id"] in invoke("list-workers", *url).stdout
+        assert listed["id"] == name
+        # Not a terminal (a pipe): the table is as wide as it needs, nothing cut or wrapped.
+        table = invoke("list-workers", "--queue", queue_name, *url).stdout
+        assert "…" not in table
+        header = next(line for line in table.splitlines() if " id " in line)
+        for column in ("host", "pid", "queues", "backend", "running", "done", "heartbeat"):
+            assert f" {column} " in header, table
+        [row] = [line for line in table.splitlines() if name in line]
+        assert queue_name in row and str(worker.pid) in row and "running" in row
 
         info = invoke_json("info", queue_name, *url)
         [queue] = info["queues"]
@@ -102,9 +111,6 @@ def test_purge_asks_first_then_reports_the_count(nats_url, queue_name):
     [
         (["job", "nosuchjob"], "no job 'nosuchjob'"),
         (["job", "bad.id"], "invalid job id 'bad.id'"),
-        (["purge", "bad.queue", "--yes"], "invalid queue name 'bad.queue'"),
-        (["enqueue", "nocolon"], "give the function as pkg.module:function"),
-        (["enqueue", "tests.jobs:add", "-k", "1=2"], "--kwarg takes NAME=VALUE"),
         (["info", "--tls-cert", "c.pem"], "tls_cert and tls_key go together"),
         (["info", "--user", "u", "--token", "t"], "choose one way to authenticate"),
     ],
@@ -118,15 +124,47 @@ def test_errors_are_one_line(nats_url, args, message):
     assert "Traceback" not in result.output + result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["purge", "bad.queue", "--yes"], "invalid queue name 'bad.queue'"),
+        (["enqueue", "nocolon"], "give the function as pkg.module:function"),
+        (["enqueue", "tests.jobs:add", "-k", "1=2"], "--kwarg takes NAME=VALUE"),
+        (["enqueue", "tests.jobs:add", "--queue", "a.b"], "invalid queue name 'a.b'"),
+    ],
+)
+def test_bad_usage_exits_2_before_connecting(args, message):
+    result = invoke(*args, "--url", "nats://127.0.0.1:1")  # nothing listens there
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output + result.stderr
+
+
 def test_connection_failure_is_one_line_from_a_real_process():
     result = subprocess.run(
         [sys.executable, "-m", "naq", "list-workers", "--url", "nats://127.0.0.1:1"],
         capture_output=True, text=True, timeout=60, cwd=ROOT,
     )  # fmt: skip
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        "naq: cannot connect to NATS at nats://127.0.0.1:1: NoServersError()"
-    ]
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("naq: cannot connect to NATS at nats://127.0.0.1:1: connection refused.")
+    assert "`naq dev` or `naq server` starts one" in line
+
+
+def test_a_queue_no_worker_consumes_is_shown_and_named_on_timeout(nats_url, queue_name):
+    """A typo in a queue name hides nothing: info lists the queue, a wait says why it ran out."""
+    typo = f"{queue_name}-high_1"
+    url = ["--url", nats_url]
+    waited = invoke("enqueue", "tests.jobs:add", "1", "2", "-q", typo, "--wait", "0.3", *url)
+    assert waited.exit_code == 1
+    [line] = waited.stderr.strip().splitlines()
+    assert line.endswith(
+        f"did not end within 0.3 s: it is still queued on {typo!r}, and no live worker "
+        f"consumes that queue (start one: naq worker {typo})"
+    )
+    [queue] = [q for q in invoke_json("info", *url)["queues"] if q["name"] == typo]
+    assert (queue["pending"], queue["in_progress"], queue["workers"]) == (1, 0, [])
+    assert typo in invoke("info", *url).stdout
 
 
 def test_cli_option_beats_env_beats_default(nats_url, queue_name):

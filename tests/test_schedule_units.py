@@ -156,3 +156,16 @@ class TestDefinitions:
         done = attrs.evolve(_schedule(), status=naq.ScheduleStatus.CANCELED)
         with pytest.raises(naq.ConfigurationError, match="canceled"):
             resumed(done, T0)
+
+
+def test_reprs_are_one_short_line():
+    payload = {"args": ["x" * 5000]}
+    template = JobRecord("s1", "q", "m:f", "json", payload, JobStatus.QUEUED, T0, meta={"k": 1})
+    schedule = _schedule(template=template, trigger=make_trigger(cron="30 4 * * *"), runs=3)
+    assert repr(schedule) == (
+        "<naq.Schedule s1 cron 0 30 4 * * * active, next 2026-01-01T12:00:10+00:00, 3 run(s)>"
+    )
+    assert repr(template) == "<naq.JobRecord s1 queued m:f on q>"
+    letter = naq.DeadLetter("j1", "q", "failed after 1 attempt(s): " + "E" * 500, T0, template, 1)
+    assert len(repr(letter)) < 120
+    assert len(repr(naq.Event("queued", "s1", "q", template))) < 150

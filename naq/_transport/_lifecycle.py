@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -24,6 +25,7 @@ from ._names import (
     cancel_subject,
     dead_subject,
     dependency_subject,
+    purged_subject,
     queued_job_subject,
     record_subject,
 )
@@ -65,7 +67,14 @@ class DeadLetter:
     job_id: str
     reason: str
     data: bytes
-    time: str
+    time: datetime | None
+    attempts: int | None = None
+    """The runs the job had (``Naq-Attempts``); None for letters stored before naq wrote it."""
+
+
+def _attempts(headers: dict[str, str]) -> int | None:
+    value = headers.get("Naq-Attempts", "")
+    return int(value) if value.isdigit() else None
 
 
 def _dead_letter(msg: Any) -> DeadLetter:
@@ -77,7 +86,8 @@ def _dead_letter(msg: Any) -> DeadLetter:
         job_id=job_id,
         reason=headers.get("Naq-Reason", ""),
         data=msg.data,
-        time=str(msg.time or ""),
+        time=msg.time,
+        attempts=_attempts(headers),
     )
 
 
@@ -150,6 +160,11 @@ class LifecycleMixin:
     async def notify_cancel(self, job_id: str) -> None:
         """Tell every worker that ``job_id`` was cancelled (they stop it if it runs)."""
         await self.nc.publish(cancel_subject(job_id), b"")
+        await self.nc.flush()
+
+    async def notify_purged(self, queue: str, at: str) -> None:
+        """Tell listeners (the dashboard's recent jobs) that ``queue`` was purged at ``at``."""
+        await self.nc.publish(purged_subject(queue), at.encode())
         await self.nc.flush()
 
     async def open_cancel_notices(self) -> asyncio.Queue[str]:

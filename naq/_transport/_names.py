@@ -24,6 +24,7 @@ __all__ = [
     "dependency_subject",
     "job_subject",
     "jobs_stream_subjects",
+    "purged_subject",
     "queue_filters",
     "queue_of_consumer",
     "queue_records_subject",
@@ -128,6 +129,11 @@ def dependency_subject(dependency_id: str, dependent_id: str) -> str:
 def cancel_subject(job_id: str) -> str:
     """Core NATS notice to workers that a job was cancelled."""
     return f"naq.cancel.{job_id}"
+
+
+def purged_subject(queue: str) -> str:
+    """Core NATS notice that a queue was purged (``*``: any queue); its body is the time."""
+    return f"naq.purged.{queue}"
 
 
 def consumer_name(queue: str) -> str:

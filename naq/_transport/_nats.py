@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -40,6 +41,7 @@ from ._names import (
 )
 from ._publisher import AckedPublisher, OutgoingMessage, PublishError
 from ._pull import PullConsumer
+from ._unreachable import cannot_connect
 
 __all__ = [
     "ACK_TIMEOUT",
@@ -98,6 +100,29 @@ class Settlement:
     dead_reason: str | None = None
     queue: str = ""
     event: str | None = None
+
+
+_FIRST_RETRY = 0.25
+"""Seconds before the one retry of a first connect (a server just starting gets a chance)."""
+_RECONNECT_WAIT = 2.0
+"""Seconds between reconnect attempts once connected (nats-py's default)."""
+
+
+def _dead_letter_headers(item: Settlement, reason: str) -> dict[str, str]:
+    """Why the job ended in the dead-letter stream, and after how many runs.
+
+    The letter keeps the message as it was enqueued (attempts 0); the count comes from
+    the record stored with it. Dead letters are rare, so parsing that record here is cheap.
+    """
+    headers = {"Naq-Reason": reason, "Naq-Job-Id": item.job_id}
+    if item.record is not None:
+        try:
+            attempts = json.loads(item.record).get("attempts", 0)
+        except ValueError:
+            attempts = None
+        if type(attempts) is int:
+            headers["Naq-Attempts"] = str(attempts)
+    return headers
 
 
 def _delivery_count(msg: Msg) -> int:
@@ -165,17 +190,21 @@ class NatsTransport(LifecycleMixin):
         self._publisher: AckedPublisher | None = None
         self._consumers: dict[str, PullConsumer] = {}
         self._closing = False
+        self._connect_errors: list[BaseException] = []
+        self._announced: set[str] = set()
 
     # -- connection -------------------------------------------------------------------------
 
     async def connect(self) -> None:
         """Connect and make sure naq's streams and bucket exist (idempotent)."""
         connect_kwargs = nats_connect_kwargs(self.options)
+        self._connect_errors = []
         try:
             self._nc = await nats.connect(
                 **connect_kwargs,
                 name="naq",
-                max_reconnect_attempts=1,  # a server that is not there fails fast at start
+                max_reconnect_attempts=1,  # a server that is not there fails fast at start:
+                reconnect_time_wait=_FIRST_RETRY,  # one retry, soon (nats-py waits 2 s)
                 connect_timeout=5,
                 allow_reconnect=True,
                 error_cb=self._on_error,
@@ -183,10 +212,14 @@ class NatsTransport(LifecycleMixin):
                 reconnected_cb=self._on_reconnected,
             )
         except (OSError, nats.errors.Error, TimeoutError) as exc:
-            raise NaqConnectionError(f"cannot connect to NATS at {self.url}: {exc!r}") from exc
+            message = cannot_connect(self.url, exc, self._connect_errors)
+            raise NaqConnectionError(message) from exc
+        finally:
+            self._connect_errors = []
         # Once connected, never give up: a restarting server must not strand a worker.
         # nats-py reads this option at each reconnect, and has no other way to set it.
         self.nc.options["max_reconnect_attempts"] = -1
+        self.nc.options["reconnect_time_wait"] = _RECONNECT_WAIT
         self._link.connected()
         self._js = self.nc.jetstream(timeout=self.timeout)
         self._publisher = AckedPublisher(self.nc)
@@ -327,8 +360,9 @@ class NatsTransport(LifecycleMixin):
                 )
 
     async def _on_error(self, exc: Exception) -> None:
-        if self._nc is None:
-            return  # connecting: the failure is raised to the caller as NaqConnectionError
+        if self._nc is None:  # connecting: the cause goes into the NaqConnectionError raised
+            self._connect_errors.append(exc)
+            return
         logger.warning("NATS error on {}: {!r}", self.url, exc)
 
     async def _on_disconnected(self) -> None:
@@ -372,6 +406,9 @@ class NatsTransport(LifecycleMixin):
                     f"max_payload of {self.max_payload} bytes allows {limit} (it keeps "
                     f"{RECORD_HEADROOM} for the worker's additions); pass large data by reference"
                 )
+        announced = self._announced
+        if any(job.queue not in announced for job in jobs):
+            await self.announce_queues({job.queue for job in jobs})
         publish = functools.partial(self._enqueue_many_once, jobs)
         retry = all(job.dedupe for job in jobs)
         what = (
@@ -448,17 +485,32 @@ class NatsTransport(LifecycleMixin):
                 if not self.nc.is_closed:
                     await sub.unsubscribe()
 
+    async def announce_queues(self, queues: set[str]) -> None:
+        """Make sure each queue has its durable consumer, once per queue and transport.
+
+        Operators find queues by their consumers (``naq info``, the dashboard), so a queue
+        nobody consumes yet (a typo in ``queue=``, a worker not started) would hide its jobs.
+        One round trip per new queue name, on the first enqueue to it; an existing consumer
+        is left as it is (a worker's ``ack_wait`` stays).
+        """
+        for queue in sorted(queues - self._announced):
+            ensure = functools.partial(self._queue_consumer, queue)
+            await self._link.call(f"creating queue {queue}", ensure, retry=True)
+            self._announced.add(queue)
+
+    async def _queue_consumer(self, queue: str) -> Any:  # nats-py's ConsumerInfo
+        try:
+            return await self._js.consumer_info(JOBS_STREAM, consumer_name(queue))
+        except nats.js.errors.NotFoundError:
+            return await self._js.add_consumer(JOBS_STREAM, _consumer_config(queue, 30.0))
+
     async def queue_depth(self, queue: str) -> int:
         """Jobs in a queue not yet acknowledged: waiting, running or waiting to retry."""
         count = functools.partial(self._queue_depth, queue)
         return await self._link.call(f"counting queue {queue}", count)
 
     async def _queue_depth(self, queue: str) -> int:
-        try:
-            info = await self._js.consumer_info(JOBS_STREAM, consumer_name(queue))
-        except nats.js.errors.NotFoundError:
-            # No worker ever consumed this queue: create its consumer to count it.
-            info = await self._js.add_consumer(JOBS_STREAM, _consumer_config(queue, 30.0))
+        info = await self._queue_consumer(queue)  # created if no one enqueued or consumed yet
         return info.num_pending + info.num_ack_pending
 
     async def dead_letter_count(self, queue: str) -> int:
@@ -544,7 +596,7 @@ class NatsTransport(LifecycleMixin):
                 OutgoingMessage(
                     dead_subject(item.queue, item.job_id),
                     delivery.data,
-                    {"Naq-Reason": reason, "Naq-Job-Id": item.job_id},
+                    _dead_letter_headers(item, reason),
                 )
                 for _, item, delivery, reason in dead
             ]

@@ -13,6 +13,7 @@ import nats.js.errors
 
 from .._errors import NaqConnectionError
 from ._names import DEAD_STREAM, JOBS_STREAM
+from ._unreachable import cannot_connect
 
 __all__ = ["is_naq_stream", "wipe_naq_streams"]
 
@@ -29,10 +30,21 @@ async def wipe_naq_streams(url: str) -> list[str]:
 
     Returns the names deleted. Other streams on the server are left alone.
     """
+    seen: list[BaseException] = []
+
+    async def on_error(exc: Exception) -> None:
+        seen.append(exc)  # the cause nats-py hides behind NoServersError
+
     try:
-        nc = await nats.connect(url, name="naq-wipe", max_reconnect_attempts=1, connect_timeout=5)
+        nc = await nats.connect(
+            url,
+            name="naq-wipe",
+            max_reconnect_attempts=1,
+            connect_timeout=5,
+            error_cb=on_error,
+        )
     except (OSError, nats.errors.Error, TimeoutError) as exc:
-        raise NaqConnectionError(f"cannot connect to NATS at {url}: {exc!r}") from exc
+        raise NaqConnectionError(cannot_connect(url, exc, seen)) from exc
     try:
         js = nc.jetstream()
         names = [info.config.name for info in await js.streams_info()]

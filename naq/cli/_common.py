@@ -1,40 +1,51 @@
-"""What every ``naq`` command shares: connection and logging options, errors, output.
+"""What every ``naq`` command shares: connection and logging options, errors, running.
 
 ``naq_command`` adds the connection options (``--url``, ``--user``, ``--tls-ca``...) and the
 logging options to a command, builds a ``ConnectOptions`` from them (option > ``NAQ_*``
-environment > default) and turns naq's errors into one red line and exit code 1.
+environment > default) and turns naq's errors into one red line and exit code 1, also when
+they come out of a task group (an ``ExceptionGroup``). Bad usage (a value not among the
+choices, a missing argument) is click's usage error and exit code 2. ``run`` starts a
+command's async part on the chosen backend.
 """
 
 from __future__ import annotations
 
 import enum
 import functools
+import importlib.util
 import inspect
-import json
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import anyio
 import typer
 from loguru import logger
 from rich.console import Console
 
-from .._errors import NaqError
+from .._errors import ConfigurationError, NaqError
 from .._settings import CONNECT_ENV, ConnectOptions
+from .._transport import check_queue_name
+from ._help import NaqCommand
 
 __all__ = [
+    "Backend",
     "LogFormat",
-    "console",
+    "LogLevel",
+    "SerializerName",
+    "check_queues",
     "fail",
     "naq_command",
-    "print_json",
+    "naq_error_in",
+    "run",
     "setup_logging",
+    "usage_error",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
-console = Console(highlight=False)
 _stderr = Console(stderr=True, highlight=False)
 
 _CONNECTION_PANEL = "Connection"
@@ -43,6 +54,25 @@ _LOGGING_PANEL = "Logging"
 
 class LogFormat(enum.StrEnum):
     text = "text"
+    json = "json"
+
+
+class LogLevel(enum.StrEnum):
+    """The levels ``--log-level`` takes, in any case (``--log-level debug``)."""
+
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+class Backend(enum.StrEnum):
+    asyncio = "asyncio"
+    trio = "trio"
+
+
+class SerializerName(enum.StrEnum):
+    pickle = "pickle"
     json = "json"
 
 
@@ -60,10 +90,38 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def print_json(value: Any) -> None:
-    """JSON for scripts: plain stdout, never wrapped or coloured."""
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
-    sys.stdout.flush()
+def usage_error(message: str) -> typer.BadParameter:
+    """Bad usage found by a command itself (exit code 2, like click's own usage errors)."""
+    return typer.BadParameter(message)
+
+
+def check_queues(value: list[str] | None) -> list[str] | None:
+    """Typer callback: queue names are checked before anything connects (exit code 2)."""
+    for name in value or []:
+        try:
+            check_queue_name(name)
+        except ConfigurationError as exc:
+            raise usage_error(str(exc)) from None
+    return value
+
+
+def naq_error_in(exc: BaseException) -> NaqError | None:
+    """The NaqError behind ``exc``: itself, or the first one inside an exception group."""
+    if isinstance(exc, NaqError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = naq_error_in(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def run(fn: Callable[..., Awaitable[T]], *args: Any, backend: str = "asyncio") -> T:
+    """``anyio.run`` for a command; a missing trio is named by naq's extra."""
+    if backend == Backend.trio and importlib.util.find_spec("trio") is None:
+        raise ConfigurationError("the trio backend needs trio: pip install 'naq[trio]'")
+    return anyio.run(fn, *args, backend=backend)
 
 
 _HELP = {
@@ -79,6 +137,8 @@ _HELP = {
     "tls_key": "Client private key (PEM), with --tls-cert.",
 }
 _PATHS = {"nkey_seed_file", "creds", "tls_ca", "tls_cert", "tls_key"}
+_METAVARS = {"servers": "URL", "user": "NAME", "password": "PASSWORD", "token": "TOKEN",
+             "nkey_seed": "SEED"}  # fmt: skip
 
 
 def _option_name(field: str) -> str:
@@ -91,6 +151,7 @@ def _connection_parameters() -> list[inspect.Parameter]:
         kind = Path if field in _PATHS else str
         option = typer.Option(
             _option_name(field),
+            metavar=_METAVARS.get(field, "FILE" if field in _PATHS else "TEXT"),
             envvar=envvar,
             help=_HELP[field],
             rich_help_panel=_CONNECTION_PANEL,
@@ -111,7 +172,8 @@ def _logging_parameters() -> list[inspect.Parameter]:
     level = typer.Option(
         "--log-level",
         envvar="NAQ_LOG_LEVEL",
-        help="DEBUG, INFO, WARNING, ERROR.",
+        help="Least severe level logged (any case).",
+        case_sensitive=False,
         rich_help_panel=_LOGGING_PANEL,
     )
     fmt = typer.Option(
@@ -124,8 +186,8 @@ def _logging_parameters() -> list[inspect.Parameter]:
         inspect.Parameter(
             "log_level",
             inspect.Parameter.KEYWORD_ONLY,
-            default="INFO",
-            annotation=Annotated[str, level],
+            default=LogLevel.INFO,
+            annotation=Annotated[LogLevel, level],
         ),
         inspect.Parameter(
             "log_format",
@@ -140,7 +202,8 @@ def naq_command(app: typer.Typer, name: str | None = None, *, connects: bool = T
     """Register ``fn`` as a command with naq's shared options.
 
     ``fn`` receives ``options: ConnectOptions`` when ``connects``; logging is set up before
-    it runs. NaqError becomes one red line and exit 1; Ctrl-C exits 130 without a traceback.
+    it runs. NaqError, alone or inside an exception group, becomes one red line and exit 1;
+    Ctrl-C exits 130 without a traceback.
     """
 
     def decorate(fn: F) -> F:
@@ -161,12 +224,19 @@ def naq_command(app: typer.Typer, name: str | None = None, *, connects: bool = T
                 raise fail(str(exc)) from None
             except KeyboardInterrupt:
                 raise fail("interrupted", 130) from None
+            except BaseExceptionGroup as group:
+                error = naq_error_in(group)
+                if error is not None:
+                    raise fail(str(error)) from None
+                if group.subgroup(KeyboardInterrupt) is not None:
+                    raise fail("interrupted", 130) from None
+                raise
 
         params = own + extra
         command.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
         command.__annotations__ = {p.name: p.annotation for p in params}
         del command.__wrapped__  # typer must see the new signature, not fn's
-        app.command(name)(command)
+        app.command(name, cls=NaqCommand)(command)
         return fn
 
     return decorate

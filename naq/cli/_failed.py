@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
-import anyio
 import typer
-from rich.console import Console
 from rich.progress import track
-from rich.table import Table
 
 from .._client import Client
 from .._dead_letters import DeadLetter
-from .._errors import ConfigurationError
 from .._settings import ConnectOptions
 from . import app
-from ._common import naq_command
+from ._common import naq_command, run, usage_error
+from ._help import NaqGroup
+from ._output import Listing, iso, print_json
 
 __all__ = ["failed_app"]
 
 failed_app = typer.Typer(
-    help="Dead letters: jobs that failed for good or could not run, with the reason.",
+    cls=NaqGroup,
+    help="Dead letters: list, requeue or delete failed jobs.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
-QueueOption = Annotated[str | None, typer.Option("--queue", help="Only this queue.")]
+QueueOption = Annotated[
+    str | None, typer.Option("--queue", metavar="QUEUE", help="Only this queue.")
+]
 
 
 def _as_json(letter: DeadLetter) -> dict[str, object]:
@@ -34,9 +35,9 @@ def _as_json(letter: DeadLetter) -> dict[str, object]:
         "job_id": letter.job_id,
         "queue": letter.queue,
         "reason": letter.reason,
-        "time": letter.time,
+        "time": iso(letter.time),
         "function": record.func_name if record else None,
-        "attempts": record.attempts if record else None,
+        "attempts": letter.attempts,
     }
 
 
@@ -49,21 +50,25 @@ async def _letters(options: ConnectOptions, queue: str | None, limit: int) -> li
 def list_failed(
     options: ConnectOptions,
     queue: QueueOption = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 1000,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines for scripts.")] = False,
+    limit: Annotated[int, typer.Option(min=1, metavar="N", help="At most this many.")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON for scripts.")] = False,
 ) -> None:
     """List dead letters, oldest first."""
-    letters = anyio.run(_letters, options, queue, limit)
+    letters = run(_letters, options, queue, limit)
     if as_json:
-        typer.echo(json.dumps([_as_json(letter) for letter in letters], indent=2))
+        print_json([_as_json(letter) for letter in letters])
         return
-    table = Table("job id", "queue", "function", "attempts", "reason", "time (UTC)")
+    table = Listing()
+    table.id_column("job id")
+    for column in ("queue", "function", "attempts", "reason", "time"):
+        table.text_column(column)
     for letter in letters:
         row = _as_json(letter)
+        row["time"] = iso(letter.time, seconds=True)
         table.add_row(*(str(row[k] if row[k] is not None else "-") for k in (
             "job_id", "queue", "function", "attempts", "reason", "time",
         )))  # fmt: skip
-    Console().print(table)
+    table.print()
     typer.echo(f"{len(letters)} dead letter(s)")
 
 
@@ -71,10 +76,10 @@ def _targets(
     options: ConnectOptions, ids: list[str] | None, every: bool, queue: str | None
 ) -> list[str]:
     if bool(ids) == every:
-        raise ConfigurationError("name job ids, or pass --all (not both)")
+        raise usage_error("name job ids, or pass --all (not both)")
     if ids:
         return ids
-    return [letter.job_id for letter in anyio.run(_letters, options, queue, 1_000_000)]
+    return [letter.job_id for letter in run(_letters, options, queue, 1_000_000)]
 
 
 async def _each(options: ConnectOptions, action: str, job_ids: list[str]) -> int:
@@ -92,25 +97,25 @@ async def _each(options: ConnectOptions, action: str, job_ids: list[str]) -> int
 @naq_command(failed_app, "requeue")
 def requeue_failed(
     options: ConnectOptions,
-    job_ids: Annotated[list[str] | None, typer.Argument(help="Job ids.")] = None,
+    job_ids: Annotated[list[str] | None, typer.Argument(metavar="ID...", help="Job ids.")] = None,
     every: Annotated[bool, typer.Option("--all", help="Every dead letter.")] = False,
     queue: QueueOption = None,
 ) -> None:
     """Enqueue dead-lettered jobs again (attempts start over)."""
     targets = _targets(options, job_ids, every, queue)
-    typer.echo(f"requeued {anyio.run(_each, options, 'requeue', targets)} job(s)")
+    typer.echo(f"requeued {run(_each, options, 'requeue', targets)} job(s)")
 
 
 @naq_command(failed_app, "delete")
 def delete_failed(
     options: ConnectOptions,
-    job_ids: Annotated[list[str] | None, typer.Argument(help="Job ids.")] = None,
+    job_ids: Annotated[list[str] | None, typer.Argument(metavar="ID...", help="Job ids.")] = None,
     every: Annotated[bool, typer.Option("--all", help="Every dead letter.")] = False,
     queue: QueueOption = None,
 ) -> None:
     """Drop dead letters."""
     targets = _targets(options, job_ids, every, queue)
-    typer.echo(f"deleted {anyio.run(_each, options, 'delete', targets)} dead letter(s)")
+    typer.echo(f"deleted {run(_each, options, 'delete', targets)} dead letter(s)")
 
 
 app.add_typer(failed_app, name="failed")

@@ -5,16 +5,14 @@ from __future__ import annotations
 import json as jsonlib
 from typing import Annotated, Any
 
-import anyio
 import typer
-from rich.table import Table
 
 from .._client import Client
-from .._errors import ConfigurationError
-from .._record import JobRecord, encode_record
+from .._record import JobRecord, JobStatus, encode_record
 from .._settings import ConnectOptions
 from . import app
-from ._common import console, naq_command, print_json
+from ._common import SerializerName, check_queues, naq_command, run, usage_error
+from ._output import Listing, iso, print_json
 
 __all__ = ["enqueue", "job", "parse_value"]
 
@@ -33,7 +31,7 @@ def parse_value(text: str) -> Any:
 def _kwarg(text: str) -> tuple[str, Any]:
     name, sep, value = text.partition("=")
     if not sep or not name.isidentifier():
-        raise ConfigurationError(f"--kwarg takes NAME=VALUE, got {text!r}")
+        raise usage_error(f"--kwarg takes NAME=VALUE, got {text!r}")
     return name, parse_value(value)
 
 
@@ -54,31 +52,52 @@ async def _enqueue(
 @naq_command(app)
 def enqueue(
     options: ConnectOptions,
-    func: Annotated[str, typer.Argument(help="The job function, as pkg.module:function.")],
+    func: Annotated[
+        str, typer.Argument(metavar="FUNC", help="The job function, as pkg.module:function.")
+    ],
     args: Annotated[
-        list[str] | None, typer.Argument(help="Arguments: JSON values, else strings.")
+        list[str] | None,
+        typer.Argument(metavar="ARGS...", help="Arguments: JSON values, else strings."),
     ] = None,
     kwarg: Annotated[
-        list[str] | None, typer.Option("--kwarg", "-k", help="A keyword argument NAME=VALUE.")
+        list[str] | None,
+        typer.Option(
+            "--kwarg", "-k", metavar="NAME=VALUE", help="A keyword argument (JSON or string)."
+        ),
     ] = None,
-    queue: Annotated[str, typer.Option("--queue", "-q", help="Queue to put it on.")] = "default",
-    job_id: Annotated[str | None, typer.Option(help="Job id (default: generated).")] = None,
-    job_timeout: Annotated[float | None, typer.Option(help="Seconds one run may take.")] = None,
-    retry: Annotated[int | None, typer.Option(min=0, help="Retries after a failure.")] = None,
+    queue: Annotated[
+        str, typer.Option("--queue", "-q", metavar="QUEUE", help="Queue to put it on.")
+    ] = "default",
+    job_id: Annotated[
+        str | None, typer.Option(metavar="ID", help="Job id (default: generated).")
+    ] = None,
+    job_timeout: Annotated[
+        float | None, typer.Option(metavar="SECONDS", help="Seconds one run may take.")
+    ] = None,
+    retry: Annotated[
+        int | None, typer.Option(min=0, metavar="N", help="Retries after a failure.")
+    ] = None,
     result_ttl: Annotated[
-        float | None, typer.Option(help="Seconds the result is kept (-1: forever).")
+        float | None,
+        typer.Option(metavar="SECONDS", help="Seconds the result is kept (-1: forever)."),
     ] = None,
     wait: Annotated[
-        float | None, typer.Option(help="Wait this many seconds for the result and print it.")
+        float | None,
+        typer.Option(metavar="SECONDS", help="Wait this long for the result and print it."),
     ] = None,
     serializer: Annotated[
-        str | None, typer.Option(envvar="NAQ_SERIALIZER", help="pickle or json.")
+        SerializerName | None,
+        typer.Option(envvar="NAQ_SERIALIZER", help="Encoding of the call (default: pickle)."),
     ] = None,
     json: JsonOption = False,
 ) -> None:
-    """Enqueue FUNC(ARGS...) and print the job id (and, with --wait, the result)."""
+    """Enqueue FUNC(ARGS...) and print the job id.
+
+    With --wait, the result too.
+    """
     if ":" not in func:
-        raise ConfigurationError(f"give the function as pkg.module:function, got {func!r}")
+        raise usage_error(f"give the function as pkg.module:function, got {func!r}")
+    check_queues([queue])
     job_options = {
         "queue": queue,
         "job_id": job_id,
@@ -86,10 +105,10 @@ def enqueue(
         "retry": retry,
         "result_ttl": result_ttl,
     }
-    job_id_, result = anyio.run(
+    job_id_, result = run(
         _enqueue,
         options,
-        serializer,
+        serializer.value if serializer else None,
         func,
         [parse_value(a) for a in args or []],
         dict(_kwarg(k) for k in kwarg or []),
@@ -126,29 +145,34 @@ def job(
     job_id: Annotated[str, typer.Argument(metavar="ID", help="The job id.")],
     json: JsonOption = False,
 ) -> None:
-    """Show one job: status, function, attempts, times, result or error."""
-    record = anyio.run(_fetch, options, job_id)
+    """Show one job: status, attempts, times, result or error."""
+    record = run(_fetch, options, job_id)
     if json:
         print_json(jsonlib.loads(encode_record(record)))
         return
-    table = Table(show_header=False, title=f"job {record.id}")
-    table.add_column("field", style="bold")
-    table.add_column("value")
+    table = Listing(show_header=False, title=f"job {record.id}")
+    table.id_column("field")
+    table.text_column("value")
     rows = [
+        ("id", record.id),
         ("status", record.status.value),
         ("queue", record.queue),
         ("function", record.func_name),
         ("serializer", record.serializer),
         ("attempts", str(record.attempts)),
-        ("enqueued", record.enqueued_at.isoformat()),
-        ("started", record.started_at.isoformat() if record.started_at else ""),
-        ("ended", record.ended_at.isoformat() if record.ended_at else ""),
+        ("enqueued", iso(record.enqueued_at) or ""),
+        ("started", iso(record.started_at) or ""),
+        ("ended", iso(record.ended_at) or ""),
         ("worker", record.worker_id or ""),
         ("result", _shown(record, record.result)),
     ]
-    if record.error is not None:
-        rows.append(("error", f"{record.error.type}: {record.error.message}"))
+    error = record.error
+    if error is not None and record.status is JobStatus.CANCELED:
+        why = error.message if error.type == "JobCanceled" else f"{error.type}: {error.message}"
+        rows.append(("canceled", why))
+    elif error is not None:
+        rows.append(("error", f"{error.type}: {error.message}"))
     for name, value in rows:
         if value:
             table.add_row(name, value)
-    console.print(table)
+    table.print()

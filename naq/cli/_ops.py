@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-import anyio
 import attrs
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 
 from .._admin import Admin, QueueInfo
 from .._client import Client
@@ -17,7 +16,8 @@ from .._heartbeat import WorkerInfo
 from .._settings import ConnectOptions
 from .._time import utcnow
 from . import app
-from ._common import console, naq_command, print_json
+from ._common import check_queues, naq_command, run
+from ._output import Listing, console, iso, print_json
 
 __all__ = ["info", "list_workers", "purge"]
 
@@ -31,8 +31,8 @@ def _age(when: datetime) -> str:
 
 def _worker_json(w: WorkerInfo) -> dict:
     data = attrs.asdict(w)
-    data["started_at"] = w.started_at.isoformat()
-    data["last_heartbeat"] = w.last_heartbeat.isoformat()
+    data["started_at"] = iso(w.started_at)
+    data["last_heartbeat"] = iso(w.last_heartbeat)
     return data
 
 
@@ -45,12 +45,13 @@ async def _workers(options: ConnectOptions) -> list[WorkerInfo]:
 def list_workers(
     options: ConnectOptions,
     queue: Annotated[
-        list[str] | None, typer.Option("--queue", "-q", help="Only workers of these queues.")
+        list[str] | None,
+        typer.Option("--queue", "-q", metavar="QUEUE", help="Only workers of these queues."),
     ] = None,
     json: JsonOption = False,
 ) -> None:
-    """List live workers: what they consume, what they run, how much they did."""
-    workers = anyio.run(_workers, options)
+    """List live workers: queues, running and done jobs."""
+    workers = run(_workers, options)
     if queue:
         workers = [w for w in workers if set(queue) & set(w.queues)]
     if json:
@@ -59,14 +60,14 @@ def list_workers(
     if not workers:
         console.print("no live workers")
         return
-    table = Table(title=f"{len(workers)} worker(s)")
-    table.add_column("id", no_wrap=True)
+    table = Listing(title=f"{len(workers)} worker(s)")
+    table.id_column("id")
     for column in ("host", "pid", "queues", "backend"):
-        table.add_column(column)
+        table.text_column(column)
     for column in ("conc.", "running", "done", "failed"):
-        table.add_column(column, justify="right")
-    table.add_column("state")
-    table.add_column("heartbeat", no_wrap=True)
+        table.text_column(column, right=True)
+    table.text_column("state")
+    table.text_column("heartbeat")
     for w in workers:
         table.add_row(
             w.id,
@@ -81,7 +82,7 @@ def list_workers(
             w.state,
             _age(w.last_heartbeat),
         )
-    console.print(table)
+    table.print()
 
 
 async def _info(
@@ -96,12 +97,17 @@ async def _info(
 def info(
     options: ConnectOptions,
     queues: Annotated[
-        list[str] | None, typer.Argument(help="Queues to show (default: all known).")
+        list[str] | None,
+        typer.Argument(
+            metavar="QUEUE...",
+            callback=check_queues,
+            help="Queues to show (default: every queue with a worker or a job).",
+        ),
     ] = None,
     json: JsonOption = False,
 ) -> None:
-    """Show each queue's depth, jobs in progress, recent throughput and workers."""
-    queue_infos, workers = anyio.run(_info, options, queues or None)
+    """Show each queue: pending, in progress, jobs/s, workers."""
+    queue_infos, workers = run(_info, options, queues or None)
     if json:
         print_json(
             {
@@ -110,15 +116,15 @@ def info(
             }
         )
         return
-    table = Table(title=f"{len(queue_infos)} queue(s), {len(workers)} live worker(s)")
-    table.add_column("queue")
+    table = Listing(title=f"{len(queue_infos)} queue(s), {len(workers)} live worker(s)")
+    table.id_column("queue")
     for column in ("pending", "in progress", "jobs/s (1 min)", "workers"):
-        table.add_column(column, justify="right")
+        table.text_column(column, right=True)
     for q in queue_infos:
         table.add_row(
             q.name, str(q.pending), str(q.in_progress), f"{q.throughput:g}", str(len(q.workers))
         )
-    console.print(table)
+    table.print()
 
 
 async def _purge(options: ConnectOptions, queues: list[str], progress: Progress) -> dict[str, int]:
@@ -136,22 +142,28 @@ async def _purge(options: ConnectOptions, queues: list[str], progress: Progress)
 @naq_command(app)
 def purge(
     options: ConnectOptions,
-    queues: Annotated[list[str], typer.Argument(help="Queues to empty.")],
+    queues: Annotated[
+        list[str],
+        typer.Argument(metavar="QUEUE...", callback=check_queues, help="Queues to empty."),
+    ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     json: JsonOption = False,
 ) -> None:
-    """Remove every queued job of QUEUES (waiting or waiting to retry) and say how many."""
+    """Remove the queued jobs of QUEUES and say how many.
+
+    Jobs waiting, or waiting to retry, are removed; running ones finish.
+    """
     if not yes:
         typer.confirm(f"Remove all jobs of {', '.join(queues)}?", abort=True, err=True)
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        console=console.__class__(stderr=True),
+        console=Console(stderr=True),
         transient=True,
     )
     with progress:
-        purged = anyio.run(_purge, options, queues, progress)
+        purged = run(_purge, options, queues, progress)
     if json:
         print_json(purged)
         return

@@ -2,34 +2,41 @@
 
 from __future__ import annotations
 
+import enum
 import json
 from datetime import datetime
 from typing import Annotated
 
-import anyio
 import typer
 
 from .._client import Client
-from .._errors import ConfigurationError, ScheduleNotFound
+from .._errors import ScheduleNotFound
 from .._scheduler import Scheduler
-from .._schedules import Schedule
+from .._schedules import Schedule, ScheduleStatus
 from .._settings import ConnectOptions
-from .._time import as_utc
-from . import Backend, app, run_until_signalled
-from ._common import naq_command
+from . import BackendOption, DjangoOption, app, run_until_signalled
+from ._common import Backend, naq_command, run, usage_error
+from ._output import iso
 
-__all__ = ["ACTIONS", "schedules_table"]
+__all__ = ["Action", "schedules_table"]
 
-ACTIONS = ("cancel", "pause", "resume", "reschedule")
+
+class Action(enum.StrEnum):
+    """What ``naq job-control ID ACTION`` does."""
+
+    cancel = "cancel"
+    pause = "pause"
+    resume = "resume"
+    reschedule = "reschedule"
 
 
 def _when(value: datetime | None) -> str:
-    return f"{as_utc(value):%Y-%m-%d %H:%M:%S}" if value is not None else "-"
+    return iso(value, seconds=True) or "-"
 
 
 def schedules_table(schedules: list[Schedule]) -> str:
     """A plain-text table: id, function, schedule, next run (UTC), status, runs."""
-    header = ("ID", "FUNCTION", "SCHEDULE", "NEXT RUN (UTC)", "STATUS", "RUNS")
+    header = ("ID", "FUNCTION", "SCHEDULE", "NEXT RUN", "STATUS", "RUNS")
     rows = [header] + [
         (s.id, s.func_name, s.describe(), _when(s.next_run), s.status.value, str(s.runs))
         for s in schedules
@@ -49,11 +56,11 @@ def _as_json(schedule: Schedule) -> dict[str, object]:
         "schedule": schedule.describe(),
         "cron": schedule.cron,
         "interval": schedule.interval,
-        "at": schedule.at.isoformat() if schedule.at else None,
+        "at": iso(schedule.at),
         "timezone": schedule.timezone,
         "repeat": schedule.repeat,
         "engine": schedule.engine,
-        "next_run": schedule.next_run.isoformat() if schedule.next_run else None,
+        "next_run": iso(schedule.next_run),
         "status": schedule.status.value,
         "runs": schedule.runs,
         "last_job_id": schedule.last_job_id,
@@ -62,7 +69,7 @@ def _as_json(schedule: Schedule) -> dict[str, object]:
 
 
 async def _list_scheduled(
-    options: ConnectOptions, status: str | None, queue: str | None, as_json: bool
+    options: ConnectOptions, status: ScheduleStatus | None, queue: str | None, as_json: bool
 ) -> str:
     async with Client(connect_options=options) as client:
         schedules = await client.list_schedules(status=status, queue=queue)
@@ -74,15 +81,11 @@ async def _list_scheduled(
 async def _job_control(
     options: ConnectOptions,
     target: str,
-    action: str,
+    action: Action,
     cron: str | None,
     interval: float | None,
     at: datetime | None,
 ) -> str:
-    if action not in ACTIONS:
-        raise ConfigurationError(f"unknown action {action!r}: use one of {', '.join(ACTIONS)}")
-    if action != "reschedule" and (cron or interval or at):
-        raise ConfigurationError("--cron, --interval and --at go with 'reschedule' only")
     async with Client(connect_options=options) as client:
         if action == "cancel":
             try:
@@ -98,40 +101,57 @@ async def _job_control(
         else:
             schedule = await client.reschedule(target, cron=cron, interval=interval, at=at)
     return f"{schedule.id}: {schedule.status.value}, {schedule.describe()}, next run " + (
-        _when(schedule.next_run) + " UTC" if schedule.next_run else "none"
+        _when(schedule.next_run) if schedule.next_run else "none"
     )
 
 
 @naq_command(app)
 def scheduler(
     options: ConnectOptions,
-    backend: Annotated[Backend, typer.Option(help="Event loop to run on.")] = Backend.asyncio,
+    backend: BackendOption = Backend.asyncio,
+    django: DjangoOption = None,
 ) -> None:
-    """Enqueue due runs of schedules on servers without message schedules (safe to run many)."""
-    anyio.run(run_until_signalled, Scheduler(connect_options=options), backend=backend.value)
+    """Run the naq scheduling engine (safe to run many).
+
+    Needed on servers without message schedules (nats-server before 2.14).
+    """
+    from .._integrations import connect_options_after_setup, setup_django
+
+    setup_django(django)
+    options = connect_options_after_setup(options)
+    run(run_until_signalled, Scheduler(connect_options=options), backend=backend.value)
 
 
 @naq_command(app, "list-scheduled")
 def list_scheduled(
     options: ConnectOptions,
-    status: Annotated[
-        str | None, typer.Option(help="active, paused, completed or canceled.")
-    ] = None,
-    queue: Annotated[str | None, typer.Option(help="Only this queue.")] = None,
+    status: Annotated[ScheduleStatus | None, typer.Option(help="Only this status.")] = None,
+    queue: Annotated[str | None, typer.Option(metavar="QUEUE", help="Only this queue.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
 ) -> None:
-    """List schedules and delayed jobs: id, function, schedule, next run, status, runs."""
-    typer.echo(anyio.run(_list_scheduled, options, status, queue, as_json))
+    """List schedules and delayed jobs.
+
+    Id, function, schedule, next run (UTC), status, runs.
+    """
+    typer.echo(run(_list_scheduled, options, status, queue, as_json))
 
 
 @naq_command(app, "job-control")
 def job_control(
     options: ConnectOptions,
-    target: Annotated[str, typer.Argument(help="Schedule id or job id.")],
-    action: Annotated[str, typer.Argument(help="cancel, pause, resume or reschedule.")],
-    cron: Annotated[str | None, typer.Option(help="New cron expression.")] = None,
-    interval: Annotated[float | None, typer.Option(help="New interval in seconds.")] = None,
-    at: Annotated[datetime | None, typer.Option(help="New time (ISO 8601; naive is UTC).")] = None,
+    target: Annotated[str, typer.Argument(metavar="ID", help="Schedule id or job id.")],
+    action: Annotated[
+        Action, typer.Argument(metavar="ACTION", help="cancel, pause, resume or reschedule.")
+    ],
+    cron: Annotated[str | None, typer.Option(metavar="EXPR", help="New cron expression.")] = None,
+    interval: Annotated[
+        float | None, typer.Option(metavar="SECONDS", help="New interval in seconds.")
+    ] = None,
+    at: Annotated[
+        datetime | None, typer.Option(metavar="TIME", help="New time (ISO 8601; naive is UTC).")
+    ] = None,
 ) -> None:
-    """Cancel, pause, resume or reschedule a schedule; or cancel a job."""
-    typer.echo(anyio.run(_job_control, options, target, action, cron, interval, at))
+    """Cancel, pause, resume or reschedule; or cancel a job."""
+    if action is not Action.reschedule and (cron or interval or at):
+        raise usage_error("--cron, --interval and --at go with 'reschedule' only")
+    typer.echo(run(_job_control, options, target, action, cron, interval, at))

@@ -10,6 +10,7 @@ from .._dead_letters import DeadLetter
 from .._heartbeat import WorkerInfo
 from .._record import JobRecord
 from .._schedules import Schedule
+from .._time import as_utc
 
 __all__ = [
     "dead_letter_json",
@@ -24,7 +25,8 @@ PICKLED = "(pickled)"
 
 
 def _time(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    """ISO 8601 in UTC, as everywhere in naq's output."""
+    return as_utc(value).isoformat() if value is not None else None
 
 
 def _call(record: JobRecord) -> tuple[Any, Any]:
@@ -111,9 +113,9 @@ def dead_letter_json(letter: DeadLetter) -> dict[str, Any]:
         "job_id": letter.job_id,
         "queue": letter.queue,
         "reason": letter.reason,
-        "time": letter.time,
+        "time": _time(letter.time),
         "func_name": record.func_name if record is not None else None,
-        "attempts": record.attempts if record is not None else None,
+        "attempts": letter.attempts,
         "error": (
             {"type": record.error.type, "message": record.error.message}
             if record is not None and record.error is not None

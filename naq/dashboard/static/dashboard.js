@@ -96,7 +96,7 @@
     return table(["Job", "Queue", "Function", "Reason", "Attempts#", "When", ""],
       letters.map((d) => h("tr", { "data-failed": d.job_id }, h("td", {}, jobLink(d.job_id)),
         h("td", {}, queueLink(d.queue)), h("td", {}, h("code", {}, d.func_name || "?")),
-        h("td", {}, d.reason), num(d.attempts === null ? "?" : d.attempts), h("td", {}, d.time),
+        h("td", {}, d.reason), num(d.attempts === null ? "?" : d.attempts), h("td", {}, when(d.time)),
         h("td", {}, actionButton("Requeue", "/api/failed/" + enc(d.job_id) + "/requeue"), " ",
           actionButton("Delete", "/api/failed/" + enc(d.job_id) + "/delete",
             { danger: true, confirm: "Delete the dead letter of job " + d.job_id + "?" })))),
@@ -132,7 +132,9 @@
     const parts = [h("dl", {}, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))];
     if (["queued", "deferred", "scheduled", "started"].includes(j.status))
       parts.push(h("p", {}, actionButton("Cancel", "/api/jobs/" + enc(j.id) + "/cancel", { danger: true, confirm: "Cancel job " + j.id + "?" })));
-    if (j.error) parts.push(h("h2", {}, "Error"),
+    if (j.error && j.status === "canceled") parts.push(h("h2", {}, "Canceled"),
+      h("p", { id: "canceled" }, j.error.type === "JobCanceled" ? j.error.message : [h("b", {}, j.error.type), ": ", j.error.message]));
+    else if (j.error) parts.push(h("h2", {}, "Error"),
       h("p", {}, h("b", {}, j.error.type), ": ", j.error.message), h("pre", { id: "traceback" }, j.error.traceback));
     parts.push(h("h2", {}, "History"), table(["Status", "At"], j.history.map((s) =>
       h("tr", {}, h("td", {}, badge(s.status)), h("td", {}, when(s.at))))));
