@@ -25,6 +25,7 @@ from ._errors import (
 )
 from ._events import Event, EventStream
 from ._heartbeat import WorkerInfo
+from ._hooks import WorkerHooks
 from ._job import Job
 from ._record import ErrorInfo, JobRecord, JobStatus, StatusChange
 from ._retry import Retry
@@ -70,6 +71,7 @@ __all__ = [
     "Serializer",
     "StatusChange",
     "Worker",
+    "WorkerHooks",
     "WorkerInfo",
     "__version__",
     "call",

@@ -32,8 +32,13 @@ class JobContext:
         publish: Callable[[JobRecord], None],
         dependency_results: Mapping[str, Any],
         call_in_loop: Callable[[Callable[[], object]], None],
+        *,
+        is_async: bool = False,
     ) -> None:
         self.record = record
+        self.is_async = is_async
+        """True for an ``async def`` job (run on the worker's loop), False for a ``def`` job
+        (run in a job thread): a hook can skip work that only one kind needs."""
         self.dependency_results = dict(dependency_results)
         self._publish = publish
         self._call_in_loop = call_in_loop

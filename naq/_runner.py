@@ -21,6 +21,7 @@ from loguru import logger
 from ._context import JobContext
 from ._errors import ConfigurationError, SerializationError
 from ._execution import execute, is_async_callable
+from ._hooks import JobHooks
 from ._job_threads import JobThreads
 from ._outcome import Outcome, error_info
 from ._record import ErrorInfo, JobRecord, JobStatus, decode_record, encode_record
@@ -151,6 +152,8 @@ class JobRunner:
         self.max_payload: int | None = None
         """The server's max_payload, set once connected: larger results fail the job."""
         self._cancelled = _RecentIds()
+        self.hooks: JobHooks | None = None
+        """The worker's job hooks, if it has any (None costs the hot path one test)."""
 
     @property
     def running_count(self) -> int:
@@ -214,16 +217,17 @@ class JobRunner:
         )
         publish(Update(started, event="started"))
         results = await self._dependency_results(record) if record.depends_on else {}
+        is_async = is_async_callable(func)
         context = JobContext(
             started,
             lambda r: publish(Update(r, event="progress")),
             results,
             self.threads.call_in_loop,
+            is_async=is_async,
         )
         return StartedJob(
-            delivery, queue, record, context, func, args, kwargs, serializer,
-            is_async_callable(func),
-        )  # fmt: skip
+            delivery, queue, record, context, func, args, kwargs, serializer, is_async
+        )
 
     async def execute(self, job: StartedJob, scope: anyio.CancelScope) -> Update:
         """Run the job's function and return its outcome as an Update.
@@ -242,14 +246,25 @@ class JobRunner:
         try:
             token = job.context.activate()
             try:
-                outcome = await execute(
-                    job.func,
-                    job.args,
-                    job.kwargs,
-                    is_async=job.is_async,
-                    timeout=record.job_timeout,
-                    threads=self.threads,
-                )
+                if self.hooks is None:
+                    outcome = await execute(
+                        job.func,
+                        job.args,
+                        job.kwargs,
+                        is_async=job.is_async,
+                        timeout=record.job_timeout,
+                        threads=self.threads,
+                    )
+                else:
+                    outcome = await self.hooks.run(
+                        job.context,
+                        job.func,
+                        job.args,
+                        job.kwargs,
+                        is_async=job.is_async,
+                        timeout=record.job_timeout,
+                        threads=self.threads,
+                    )
             finally:
                 job.context.deactivate(token)
         finally:

@@ -22,6 +22,7 @@ from ._connection import Connection
 from ._dispatch import BatchQueue, DispatchQueue
 from ._errors import ConfigurationError
 from ._heartbeat import WorkerStats, heartbeat_loop
+from ._hooks import JobHooks, WorkerHooks, combine_hooks, run_shutdown, run_startup
 from ._job_threads import JobThreads
 from ._lifecycle import dependency_results, jobs_ended
 from ._record import JobRecord
@@ -61,6 +62,8 @@ class Worker:
     ``replicas`` (else env ``NAQ_REPLICAS``) is used when it creates naq's streams.
     With ``burst=True`` the worker runs what is queued, including jobs that become due or
     are released by the ones it runs, and returns once its queues and itself are idle.
+    ``hooks`` (a :class:`naq.WorkerHooks`, or several, nested in order) run at startup and
+    shutdown and around every job.
     """
 
     def __init__(
@@ -81,6 +84,7 @@ class Worker:
         allowed_modules: Sequence[str] | None = None,
         replicas: int | None = None,
         sync_threads: int | None = None,
+        hooks: WorkerHooks | Sequence[WorkerHooks] | None = None,
     ) -> None:
         if isinstance(queues, str):
             queues = [queues]
@@ -107,6 +111,7 @@ class Worker:
         self.id = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         self.heartbeat_interval = float(heartbeat_interval)
         self.stats = WorkerStats()
+        self.hooks = combine_hooks(hooks)
         self._jobs_scope: anyio.CancelScope | None = None
         self._grace: float | None = None
         self._in_flight: set[Delivery] = set()
@@ -141,6 +146,17 @@ class Worker:
         Calls ``task_status.started()`` once connected and consuming. On cancellation the
         messages of unfinished jobs are handed back for immediate redelivery.
         """
+        hooks = self.hooks
+        if hooks is None:
+            await self._run(task_status)
+            return
+        await run_startup(hooks, self)  # raises before anything connects
+        try:
+            await self._run(task_status)
+        finally:
+            await run_shutdown(hooks, self)
+
+    async def _run(self, task_status: TaskStatus[None]) -> None:
         connection = Connection(self.connect_options, self.serializer, replicas=self.replicas)
         await connection.open()
         self._connection = connection
@@ -154,6 +170,8 @@ class Worker:
             threads,
         )
         self._jobs.max_payload = connection.transport.max_payload
+        if self.hooks is not None and self.hooks.has_job_hooks:
+            self._jobs.hooks = JobHooks(self.hooks)
         try:
             for queue in self.queues:
                 await connection.call(connection.transport.ensure_consumer, queue, self.ack_wait)

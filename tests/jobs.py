@@ -236,3 +236,32 @@ def thread_ident_after(seconds: float):
     """Sleep, then return the thread's ident: spread over threads, jobs show the bound."""
     time.sleep(seconds)
     return threading.get_ident()
+
+
+async def async_thread_ident():
+    """An async job's thread: the worker's event loop thread."""
+    await anyio.sleep(0)
+    return threading.get_ident()
+
+
+async def async_fail(message="boom"):
+    await anyio.sleep(0)
+    raise ValueError(message)
+
+
+def make_hooks():
+    """Worker hooks by import path (``--hooks tests.jobs:make_hooks``)."""
+    import naq
+
+    return naq.WorkerHooks(before_job=lambda record: None)
+
+
+def marker_hooks():
+    """Hooks that append each job's id to the file named by ``NAQ_TEST_HOOK_MARKER``."""
+    import naq
+
+    def mark(record):
+        with Path(os.environ["NAQ_TEST_HOOK_MARKER"]).open("a") as f:
+            f.write(f"{record.id}\n")
+
+    return naq.WorkerHooks(before_job=mark)

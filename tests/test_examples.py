@@ -26,7 +26,7 @@ import pytest
 
 import naq_sync
 from tests import jobs
-from tests.conftest import ROOT, start_worker_process
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -48,12 +48,7 @@ def example_queue() -> str:
     return f"ex{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture(scope="module")
-def example_worker(nats_url: str, example_queue: str) -> Iterator[None]:
-    """One ``naq worker`` for both apps: their job modules are on its path."""
-    paths = _pythonpath(APPS["django"][0], APPS["flask"][0])
-    process = start_worker_process(nats_url, [example_queue], env={"PYTHONPATH": paths})
-    yield
+def _stop(process: subprocess.Popen) -> None:
     process.terminate()
     try:
         process.wait(timeout=30)
@@ -62,8 +57,71 @@ def example_worker(nats_url: str, example_queue: str) -> Iterator[None]:
         process.wait()
 
 
+@pytest.fixture(scope="module")
+def example_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The Django example's SQLite database, migrated."""
+    path = str(tmp_path_factory.mktemp("django") / "db.sqlite3")
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=APPS["django"][0],
+        env={**os.environ, "NAQ_EXAMPLE_DB": path, "PYTHONPATH": _pythonpath(ROOT)},
+        check=True,
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def django_worker(nats_url: str, example_queue: str, example_db: str) -> Iterator[str]:
+    """``python manage.py naq_worker`` on the Django app's queue; yields the queue.
+
+    One job thread, so a job that drops its thread's database connection is followed on
+    that thread by the next ``def`` job.
+    """
+    queue = f"{example_queue}d"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "naq_worker",
+            queue,
+            "--url",
+            nats_url,
+            "--sync-threads",
+            "1",
+        ],
+        cwd=APPS["django"][0],
+        env={**os.environ, "NAQ_EXAMPLE_DB": example_db, "PYTHONPATH": _pythonpath(ROOT)},
+    )
+    yield queue
+    _stop(process)
+
+
+FLASK_WORKER = (
+    "import sys, anyio, naq; from naq._integrations import prepare_worker; "
+    "from naq.cli import run_until_signalled; "
+    "hooks = prepare_worker(flask='app:app', path='.'); "
+    "anyio.run(run_until_signalled, naq.Worker([sys.argv[1]], url=sys.argv[2], hooks=hooks))"
+)
+"""``naq worker --flask app:app`` as it is built (the CLI option calls the same function)."""
+
+
+@pytest.fixture(scope="module")
+def flask_worker(nats_url: str, example_queue: str) -> Iterator[str]:
+    """A worker running jobs in the Flask app's context, on its queue; yields the queue."""
+    queue = f"{example_queue}f"
+    process = subprocess.Popen(
+        [sys.executable, "-c", FLASK_WORKER, queue, nats_url],
+        cwd=APPS["flask"][0],
+        env={**os.environ, "PYTHONPATH": _pythonpath(ROOT)},
+    )
+    yield queue
+    _stop(process)
+
+
 @contextmanager
-def gunicorn(app: str, url: str, queue: str, *options: str) -> Iterator[str]:
+def gunicorn(
+    app: str, url: str, queue: str, *options: str, env: dict[str, str] | None = None
+) -> Iterator[str]:
     """Serve an example app under gunicorn on a free port; yields its base URL."""
     directory, target = APPS[app]
     process = subprocess.Popen(
@@ -79,6 +137,7 @@ def gunicorn(app: str, url: str, queue: str, *options: str) -> Iterator[str]:
             "NAQ_NATS_URL": url,
             "NAQ_QUEUE": queue,
             "PYTHONPATH": _pythonpath(ROOT),
+            **(env or {}),
         },
         stderr=subprocess.PIPE,
         text=True,
@@ -155,8 +214,10 @@ def _check_job_views(base: str, nats_url: str, queue: str) -> None:
     ],
     ids=["django-preload", "django", "flask-preload", "flask-threads"],
 )
-def test_example_under_gunicorn(app, options, requests, nats_url, example_queue, example_worker):
-    with gunicorn(app, nats_url, example_queue, *options) as base:
+def test_example_under_gunicorn(app, options, requests, nats_url, example_db, request):
+    queue = request.getfixturevalue(f"{app}_worker")
+    env = {"NAQ_EXAMPLE_DB": example_db}
+    with gunicorn(app, nats_url, queue, *options, env=env) as base:
 
         def enqueue_and_wait(n: int) -> tuple[int, dict, dict]:
             return _call(base, "POST", "/jobs?wait=20", {"a": n, "b": 1000})
@@ -170,4 +231,46 @@ def test_example_under_gunicorn(app, options, requests, nats_url, example_queue,
         ]
         assert unexpected == []
         assert len({body["id"] for _, body, _ in answers}) == requests
-        _check_job_views(base, nats_url, example_queue)
+        _check_job_views(base, nats_url, queue)
+
+
+def test_django_orm_jobs_enqueued_on_commit(nats_url, example_db, django_worker):
+    """ORM jobs (def and async) enqueued on commit; none on rollback; the worker keeps
+    working after its database connections were closed under it."""
+    queue = django_worker
+    env = {"NAQ_EXAMPLE_DB": example_db}
+    with (
+        gunicorn("django", nats_url, queue, "--workers", "2", env=env) as base,
+        naq_sync.Client(nats_url) as client,
+    ):
+
+        def computed(a: int, b: int, kind: str) -> None:
+            form = {"a": a, "b": b, "async": "1" if kind == "async" else "0"}
+            status, body, _ = _call(base, "POST", "/sums", form)
+            assert status == 202, body
+            assert client.fetch_job(body["job"]).result(timeout=30) == a + b
+            assert _call(base, "GET", f"/sums/{body['id']}")[:2] == (
+                200,
+                {"id": body["id"], "a": a, "b": b, "result": a + b},
+            )
+
+        for kind in ("def", "async"):
+            computed(2, 3, kind)
+        status, body, _ = _call(base, "POST", "/sums", {"a": 1, "b": 1, "rollback": "1"})
+        assert (status, body["rolled_back"]) == (409, True)
+        # on_commit publishes before the view returns: a published job would be found now
+        with pytest.raises(naq_sync.JobNotFound):
+            client.fetch_job(body["job"])
+        for kind, drop in (
+            ("def", "drop_database_connection"),
+            ("async", "adrop_database_connection"),
+        ):
+            job = client.enqueue(f"naqdemo.tasks:{drop}", queue=queue)
+            assert job.result(timeout=30) == "dropped"
+            computed(4, 5, kind)  # the same thread's next ORM job: a fresh connection
+
+
+def test_flask_job_uses_current_app(nats_url, flask_worker):
+    with gunicorn("flask", nats_url, flask_worker, "--workers", "1") as base:
+        status, body, _ = _call(base, "POST", "/greetings?wait=20", {"name": "Ada"})
+    assert (status, body["status"], body["result"]) == (200, "finished", "Hello, Ada, from app")

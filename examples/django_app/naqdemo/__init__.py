@@ -1,1 +1,1 @@
-"""A minimal Django project that enqueues naq jobs from its views (no database)."""
+"""A small Django project that enqueues naq jobs from its views, some of them ORM jobs."""

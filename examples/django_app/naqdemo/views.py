@@ -8,18 +8,26 @@ gunicorn worker makes its own on first use).
     POST /jobs?wait=5  a=1 b=2   200 {"id": ..., "status": "finished", "result": 3}
                                  (or 202 with the status if it takes longer than 5 s)
     GET  /jobs/<id>?wait=5       200 with the outcome, 202 while it runs, 404 if unknown
+    POST /sums  a=1 b=2          202 {"id": <row>, "job": <job id>}: a row, and a job that
+                                 fills in its result, enqueued when the transaction commits
+                                 (``async=1``: the async ORM job; ``rollback=1``: the
+                                 transaction rolls back, so no job: 409)
+    GET  /sums/<row>             200 {"id", "a", "b", "result"} (result null until computed)
 """
 
 from collections.abc import Callable
 from functools import wraps
 
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
 import naq_sync
+from naq.contrib.django import enqueue_on_commit
 
-from .tasks import add
+from .models import Sum
+from .tasks import acompute_sum, add, compute_sum
 
 
 def _naq_errors(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
@@ -81,3 +89,27 @@ def job_detail(request: HttpRequest, job_id: str) -> JsonResponse:
     except naq_sync.JobNotFound:
         return JsonResponse({"error": f"no job {job_id}"}, status=404)
     return _outcome(job, _wait(request))
+
+
+@require_POST
+@_naq_errors
+def create_sum(request: HttpRequest) -> JsonResponse:
+    """Save a row and enqueue the job that computes it, in one transaction."""
+    a, b = int(request.POST["a"]), int(request.POST["b"])
+    job = acompute_sum if request.POST.get("async") == "1" else compute_sum
+    with transaction.atomic():
+        row = Sum.objects.create(a=a, b=b)
+        job_id = enqueue_on_commit(job, row.pk, queue=settings.NAQ_QUEUE)
+        if request.POST.get("rollback") == "1":
+            transaction.set_rollback(True)  # the row and the job are both gone
+            return JsonResponse({"job": job_id, "rolled_back": True}, status=409)
+    return JsonResponse({"id": row.pk, "job": job_id}, status=202)
+
+
+@require_GET
+def sum_detail(request: HttpRequest, sum_id: int) -> JsonResponse:
+    try:
+        row = Sum.objects.get(pk=sum_id)
+    except Sum.DoesNotExist:
+        return JsonResponse({"error": f"no sum {sum_id}"}, status=404)
+    return JsonResponse({"id": row.pk, "a": row.a, "b": row.b, "result": row.result})
