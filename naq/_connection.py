@@ -12,7 +12,8 @@ from ._errors import JobNotFound, NaqConnectionError, ResultTimeout
 from ._record import JobRecord, JobStatus, decode_record
 from ._serializers import Serializer
 from ._settings import DEFAULT_TIMEOUT, ConnectOptions, default_replicas
-from ._transport import Bridge, NatsTransport, bridge_for_current_backend
+from ._transport import Bridge, NatsTransport, ThreadBridge, bridge_for_current_backend
+from ._transport._native import NativeCalls, open_native
 
 __all__ = ["Connection"]
 
@@ -35,6 +36,11 @@ _TERMINAL = _StatusIn(frozenset(s for s in JobStatus if s.is_terminal))
 class Connection:
     """Opened by a Client or Worker; every call to NATS goes through :meth:`call`.
 
+    On Trio it also opens naq's native client, and :meth:`call` sends the hot client calls
+    (``enqueue``, ``get_record``, ``wait_record``) there instead of across the thread bridge
+    (see ``_transport/_native.py``); everything else, and everything on asyncio, goes to
+    nats-py. Callers do not change: they pass ``NatsTransport`` methods either way.
+
     A connection opened before ``os.fork()`` belongs to the parent: in the child the first
     call connects anew (once, however many threads call) and the parent's is never touched.
     """
@@ -53,11 +59,24 @@ class Connection:
         self._bridge: Bridge | None = None
         self._pid = os.getpid()
         self._child_opening: tuple[int, anyio.Event] | None = None
+        self._native: NativeCalls | None = None
+        self._routes: dict[Callable[..., Any], Callable[..., Awaitable[Any]]] = {}
+        """``NatsTransport`` function -> native method that serves it (on Trio only)."""
 
     async def open(self) -> None:
         self._bridge = bridge_for_current_backend()
         self._pid = os.getpid()
         await self.call(self.transport.connect)
+        if isinstance(self._bridge, ThreadBridge):  # Trio: the hot calls go native
+            try:
+                self._native = await open_native(self.transport, self._bridge)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self._bridge.call(self.transport.close)
+                self._bridge = None
+                raise
+            if self._native is not None:
+                self._routes = self._native.routes()
 
     async def close(self) -> int:
         """Close; returns how many calls were still unfinished (see NatsTransport.close)."""
@@ -65,18 +84,28 @@ class Connection:
             return 0
         if self._pid != os.getpid():  # inherited through fork: the connection is the parent's
             self.transport.abandon()
-            self._bridge = None
+            self._bridge, self._native, self._routes = None, None, {}
             return 0
-        unfinished = await self.call(self.transport.close)
+        unfinished = 0
+        native = self._native
+        if native is not None:
+            unfinished = await native.finish_calls()
+            self._routes, self._native = {}, None
+            await native.close()
+        unfinished += await self.call(self.transport.close)
         self._bridge = None
         return unfinished
 
     async def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """Run a transport coroutine function on the transport's loop (one crossing)."""
+        """Run a transport coroutine function: natively when routed, else over the bridge."""
         if self._bridge is None:
             raise RuntimeError("not connected: use 'async with' on the Client or Worker")
         if self._pid != os.getpid():
             await self._open_in_child()
+        if self._routes:
+            native = self._routes.get(getattr(fn, "__func__", fn))
+            if native is not None and getattr(fn, "__self__", None) is self.transport:
+                return await native(*args)
         return await self._bridge.call(fn, *args)
 
     async def _open_in_child(self) -> None:
@@ -91,6 +120,8 @@ class Connection:
         self._child_opening = (pid, opened)
         try:
             self.transport.abandon()
+            # The native client's socket is the parent's too: the child goes through the bridge.
+            self._native, self._routes = None, {}
             self._bridge = bridge_for_current_backend()
             await self._bridge.call(self.transport.connect)
             self._pid = pid

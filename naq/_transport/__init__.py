@@ -1,7 +1,7 @@
 """Everything that touches nats-py, and the bridge that reaches it from any backend."""
 
 from . import _names as names
-from ._bridge import Bridge, bridge_for_current_backend
+from ._bridge import Bridge, ThreadBridge, bridge_for_current_backend
 from ._lifecycle import DeadLetter as RawDeadLetter
 from ._lifecycle import RawEvent
 from ._names import check_job_id, check_queue_name
@@ -15,6 +15,7 @@ __all__ = [
     "RawDeadLetter",
     "RawEvent",
     "Settlement",
+    "ThreadBridge",
     "bridge_for_current_backend",
     "check_job_id",
     "check_queue_name",

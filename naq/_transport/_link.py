@@ -23,14 +23,15 @@ import nats.js.errors
 
 from .._errors import NaqConnectionError
 
-__all__ = ["Link", "LinkEvent"]
+__all__ = ["FIRST_PAUSE", "MAX_PAUSE", "UNKNOWN_OUTCOME", "Link", "LinkEvent", "call_failed"]
 
 T = TypeVar("T")
 
 _NOT_READY = (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError)
 """JetStream not answering yet: right after a server (re)start it is still loading streams."""
-_FIRST_PAUSE, _MAX_PAUSE = 0.05, 1.0
-_UNKNOWN_OUTCOME = (
+FIRST_PAUSE, MAX_PAUSE = 0.05, 1.0
+"""Seconds between tries while JetStream is not ready: the first pause, doubling up to the last."""
+UNKNOWN_OUTCOME = (
     "connection lost before the server confirmed; it may or may not have been done "
     "(enqueue again with the same job_id to be sure a job runs once)"
 )
@@ -99,7 +100,7 @@ class Link:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
-        pause = _FIRST_PAUSE
+        pause = FIRST_PAUSE
         self._busy += 1
         self._idle.clear()
         try:
@@ -117,18 +118,18 @@ class Link:
                     if self._drops == drops or loop.time() >= deadline:
                         raise self._error(what, "no answer within the timeout", exc) from exc
                     if not retry:
-                        raise self._error(what, _UNKNOWN_OUTCOME, exc) from exc
+                        raise self._error(what, UNKNOWN_OUTCOME, exc) from exc
                     # The connection dropped mid-call: ask again once it is back.
                 except _NOT_READY as exc:
                     if loop.time() + pause >= deadline:
                         raise self._error(what, "JetStream not ready in time", exc) from exc
                     await asyncio.sleep(pause)
-                    pause = min(pause * 2, _MAX_PAUSE)
+                    pause = min(pause * 2, MAX_PAUSE)
                 except nats.errors.Error as exc:
                     if self._closed or self._drops == drops:
                         raise self._error(what, "refused", exc) from exc
                     if not retry:
-                        raise self._error(what, _UNKNOWN_OUTCOME, exc) from exc
+                        raise self._error(what, UNKNOWN_OUTCOME, exc) from exc
                     # Refused while reconnecting (e.g. outgoing buffer full): ask again.
         finally:
             self._busy -= 1
@@ -146,11 +147,7 @@ class Link:
             raise NaqConnectionError(f"{what}: the client's connection to {self.url} is closed")
 
     def _error(self, what: str, problem: str, exc: BaseException) -> NaqConnectionError:
-        state = "connected" if self.is_up else "disconnected and reconnecting"
-        detail = "" if isinstance(exc, TimeoutError) else f" ({exc!r})"
-        return NaqConnectionError(
-            f"{what}: {problem}{detail}; NATS at {self.url} is {state} (timeout {self.timeout:g} s)"
-        )
+        return call_failed(what, problem, exc, self.url, self.is_up, self.timeout)
 
     async def finish_calls(self) -> int:
         """Let calls in progress finish; how many are still unfinished.
@@ -197,3 +194,14 @@ class Link:
         if item is LinkEvent.CLOSED:
             raise NaqConnectionError(f"{what}: the client's connection to {self.url} closed")
         return item
+
+
+def call_failed(
+    what: str, problem: str, exc: BaseException, url: str, up: bool, timeout: float
+) -> NaqConnectionError:
+    """The NaqConnectionError of a client call that did not succeed; shared with ``_native``."""
+    state = "connected" if up else "disconnected and reconnecting"
+    detail = "" if isinstance(exc, TimeoutError) else f" ({exc!r})"
+    return NaqConnectionError(
+        f"{what}: {problem}{detail}; NATS at {url} is {state} (timeout {timeout:g} s)"
+    )
