@@ -23,9 +23,10 @@ async def _call(
     kwargs: dict[str, Any],
     is_async: bool,
     threads: JobThreads,
+    on_start: Callable[[], object] | None,
 ) -> Outcome:
     if not is_async:
-        job = ThreadJob(func, args, kwargs, contextvars.copy_context())
+        job = ThreadJob(func, args, kwargs, contextvars.copy_context(), on_start)
         return await threads.run(job)
     try:
         value = await func(*args, **kwargs)
@@ -48,6 +49,7 @@ async def execute(
     is_async: bool,
     timeout: float | None,
     threads: JobThreads,
+    on_start: Callable[[], object] | None = None,
 ) -> Outcome:
     """Run ``func`` and return its Outcome; exceptions become errors, cancellation propagates.
 
@@ -55,12 +57,13 @@ async def execute(
     An async function runs in the current task and is cancelled at ``timeout``. A sync
     function runs in one of the worker's job ``threads``, in a copy of the current context
     (so ``naq.current_job()`` works there); at ``timeout`` the job is failed but Python
-    cannot stop the thread, which runs on until the function returns.
+    cannot stop the thread, which runs on until the function returns. ``on_start`` is
+    called on the event loop when a job thread takes a sync function.
     """
     if timeout is None:  # no cancel scope to pay for on the common path
-        return await _call(func, args, kwargs, is_async, threads)
+        return await _call(func, args, kwargs, is_async, threads, on_start)
     with anyio.move_on_after(timeout):
-        return await _call(func, args, kwargs, is_async, threads)
+        return await _call(func, args, kwargs, is_async, threads, on_start)
     kind = "async job was cancelled" if is_async else "sync job's thread was left running"
     return Outcome(
         error=ErrorInfo(

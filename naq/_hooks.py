@@ -211,6 +211,7 @@ class JobHooks:
         is_async: bool,
         timeout: float | None,
         threads: JobThreads,
+        on_start: Callable[[], object] | None = None,
     ) -> Outcome:
         """:func:`naq._execution.execute` with the hooks around the function."""
         raised: list[BaseException] = []  # what the function or a before hook raised
@@ -229,8 +230,9 @@ class JobHooks:
             else:
                 call = self._in_thread(context, func, before_error, raised)
                 outcome = await execute(
-                    call, args, kwargs, is_async=False, timeout=timeout, threads=threads
-                )
+                    call, args, kwargs,
+                    is_async=False, timeout=timeout, threads=threads, on_start=on_start,
+                )  # fmt: skip
             if outcome.error is not None:
                 await self._failed(context, outcome, raised, is_async)
         except BaseException:  # cancelled (or a bug): the after hooks still run

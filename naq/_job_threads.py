@@ -72,7 +72,9 @@ async def _wait_trio(job: ThreadJob) -> None:
 class ThreadJob:
     """One call handed to the threads, and what the event loop knows of it."""
 
-    __slots__ = ("_wake", "abandoned", "args", "context", "func", "kwargs", "outcome", "thread")
+    __slots__ = (
+        "_wake", "abandoned", "args", "context", "func", "kwargs", "on_start", "outcome", "thread"
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -80,8 +82,11 @@ class ThreadJob:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         context: contextvars.Context,
+        on_start: Callable[[], object] | None = None,
     ) -> None:
         self.func = func
+        self.on_start = on_start
+        """Called on the loop, in order with the outcomes, when a thread takes the job."""
         self.args = args
         self.kwargs = kwargs
         self.context = context
@@ -225,6 +230,8 @@ class JobThreads:
                     job.thread = me
                     if jobs and not self._waking:
                         self._wake_one()  # more work: pass it on, one thread at a time
+                if job.on_start is not None:
+                    self.call_in_loop(job.on_start)
                 outcome = _call(job)
                 with lock:
                     if job.abandoned:

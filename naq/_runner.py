@@ -8,6 +8,7 @@ progress from inside the job, and the final record.
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import math
 import uuid
@@ -87,7 +88,7 @@ def settlements(batch: list[Update]) -> list[Settlement]:
 
 @attrs.define(eq=False)
 class StartedJob:
-    """A job past its checks, with its "started" record published, ready to run."""
+    """A job past its checks, ready to run; an async job's "started" record is published."""
 
     delivery: Delivery
     queue: str
@@ -98,6 +99,8 @@ class StartedJob:
     kwargs: dict[str, Any]
     serializer: Serializer
     is_async: bool
+    announce: Callable[[], object] | None = None
+    """A def job's: publishes its "started" record, called when a job thread takes it."""
     scope: anyio.CancelScope | None = None
 
     def cancel(self) -> None:
@@ -215,9 +218,16 @@ class JobRunner:
         started = record.moved_to(
             JobStatus.STARTED, now, started_at=now, attempts=attempt, worker_id=self.worker_id
         )
-        publish(Update(started, event="started"))
-        results = await self._dependency_results(record) if record.depends_on else {}
         is_async = is_async_callable(func)
+        announce: Callable[[], object] | None = functools.partial(
+            publish, Update(started, event="started")
+        )
+        if is_async:
+            announce()
+            announce = None
+        # else a def job is "started" once a job thread takes it: a quick one's outcome then
+        # reaches the settle loop with its "started" record, which is never written
+        results = await self._dependency_results(record) if record.depends_on else {}
         context = JobContext(
             started,
             lambda r: publish(Update(r, event="progress")),
@@ -226,7 +236,7 @@ class JobRunner:
             is_async=is_async,
         )
         return StartedJob(
-            delivery, queue, record, context, func, args, kwargs, serializer, is_async
+            delivery, queue, record, context, func, args, kwargs, serializer, is_async, announce
         )
 
     async def execute(self, job: StartedJob, scope: anyio.CancelScope) -> Update:
@@ -254,6 +264,7 @@ class JobRunner:
                         is_async=job.is_async,
                         timeout=record.job_timeout,
                         threads=self.threads,
+                        on_start=job.announce,
                     )
                 else:
                     outcome = await self.hooks.run(
@@ -264,6 +275,7 @@ class JobRunner:
                         is_async=job.is_async,
                         timeout=record.job_timeout,
                         threads=self.threads,
+                        on_start=job.announce,
                     )
             finally:
                 job.context.deactivate(token)
