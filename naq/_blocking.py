@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from ._errors import NaqError
-from ._loop_thread import shared_loop
+from ._loop_thread import LoopCall, shared_loop
 
 __all__ = ["refuse_inside_event_loop", "run_blocking"]
 
@@ -60,27 +60,13 @@ def run_blocking(
     (``run_coroutine_threadsafe`` costs about twice as much per call).
     """
     refuse_inside_event_loop()
-    loop = shared_loop()
     done = threading.Lock()
     done.acquire()
-    started: list[asyncio.Task[T]] = []
-
-    def start() -> None:
-        task = loop.create_task(async_fn(*args, **kwargs))
-        started.append(task)
-        task.add_done_callback(lambda _: done.release())
-
-    loop.call_soon_threadsafe(start)
+    call = LoopCall(shared_loop(), lambda: async_fn(*args, **kwargs), done.release)
     try:
         done.acquire()
     except BaseException:
         # Interrupted while waiting (KeyboardInterrupt): do not leave the call running.
-        loop.call_soon_threadsafe(_cancel, started)
+        call.cancel()
         raise
-    return started[0].result()
-
-
-def _cancel(started: list[asyncio.Task[Any]]) -> None:
-    """On the loop: cancel the call, once ``start`` has made its task (it ran first)."""
-    for task in started:
-        task.cancel()
+    return call.result()

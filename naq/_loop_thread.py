@@ -10,12 +10,16 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
+from typing import Any, Generic, TypeVar
 
 import anyio
 from anyio.from_thread import BlockingPortal
 
-__all__ = ["shared_loop", "shared_portal"]
+__all__ = ["LoopCall", "shared_loop", "shared_portal"]
+
+T = TypeVar("T")
 
 _lock = threading.Lock()
 _running: tuple[BlockingPortal, asyncio.AbstractEventLoop] | None = None
@@ -30,6 +34,41 @@ def shared_portal() -> BlockingPortal:
 def shared_loop() -> asyncio.AbstractEventLoop:
     """The asyncio loop of that thread, for ``asyncio.run_coroutine_threadsafe``."""
     return _loop_thread()[1]
+
+
+class LoopCall(Generic[T]):
+    """A coroutine started on the loop thread from another thread, with one
+    ``call_soon_threadsafe`` (no concurrent Future, no Condition): ``on_done`` runs on the loop
+    thread when it ends, and is what wakes the caller (a lock, the Trio token)."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        make: Callable[[], Coroutine[Any, Any, T]],
+        on_done: Callable[[], object],
+    ) -> None:
+        self._loop = loop
+        self._make = make
+        self._on_done = on_done
+        self._task: asyncio.Task[T] | None = None
+        loop.call_soon_threadsafe(self._start)
+
+    def _start(self) -> None:
+        self._task = self._loop.create_task(self._make())
+        self._task.add_done_callback(lambda _: self._on_done())
+
+    def cancel(self) -> None:
+        """From any thread: cancel the coroutine (``_start`` runs before this, in order)."""
+        self._loop.call_soon_threadsafe(self._cancel)
+
+    def _cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def result(self) -> T:
+        """Its value or exception, once ``on_done`` has run."""
+        assert self._task is not None
+        return self._task.result()
 
 
 def _loop_thread() -> tuple[BlockingPortal, asyncio.AbstractEventLoop]:

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from .._loop_thread import shared_loop
+from .._loop_thread import LoopCall, shared_loop
 
 __all__ = ["Bridge", "DirectBridge", "ThreadBridge", "bridge_for_current_backend"]
 
@@ -51,46 +51,34 @@ class ThreadBridge(Bridge):
         self._loop = shared_loop()
 
     async def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        lowlevel, loop = self._lowlevel, self._loop
+        lowlevel = self._lowlevel
         token = lowlevel.current_trio_token()
         trio_task = lowlevel.current_task()
-        started: list[asyncio.Task[T]] = []
         waiting = True  # read and written on the Trio thread only
 
         def wake() -> None:  # on the Trio thread
             if waiting:
                 lowlevel.reschedule(trio_task)
 
-        def done(_: asyncio.Task[T]) -> None:  # on the loop thread
+        def done() -> None:  # on the loop thread
             # When the Trio run has already ended there is nobody left to wake.
             with contextlib.suppress(self._run_finished):
                 token.run_sync_soon(wake)
 
-        def start() -> None:  # on the loop thread
-            task = loop.create_task(_awaited(fn, args))
-            started.append(task)
-            task.add_done_callback(done)
-
         def abort(_: Any) -> Any:  # on the Trio thread: we were cancelled
             nonlocal waiting
             waiting = False
-            loop.call_soon_threadsafe(_cancel, started)  # cancel the asyncio side too
+            call.cancel()  # cancel the asyncio side too
             return lowlevel.Abort.SUCCEEDED
 
-        loop.call_soon_threadsafe(start)
+        call = LoopCall(self._loop, lambda: _awaited(fn, args), done)
         await lowlevel.wait_task_rescheduled(abort)
         waiting = False
-        return started[0].result()
+        return call.result()
 
 
 async def _awaited(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
     return await fn(*args)
-
-
-def _cancel(started: list[asyncio.Task[Any]]) -> None:
-    """On the loop: cancel the call (``start`` ran before this, so its task exists)."""
-    for task in started:
-        task.cancel()
 
 
 def bridge_for_current_backend() -> Bridge:
