@@ -256,27 +256,17 @@ class JobRunner:
         try:
             token = job.context.activate()
             try:
-                if self.hooks is None:
-                    outcome = await execute(
-                        job.func,
-                        job.args,
-                        job.kwargs,
-                        is_async=job.is_async,
-                        timeout=record.job_timeout,
-                        threads=self.threads,
-                        on_start=job.announce,
-                    )
-                else:
-                    outcome = await self.hooks.run(
-                        job.context,
-                        job.func,
-                        job.args,
-                        job.kwargs,
-                        is_async=job.is_async,
-                        timeout=record.job_timeout,
-                        threads=self.threads,
-                        on_start=job.announce,
-                    )
+                hooks = self.hooks  # their run is execute() with the hooks around the function
+                run = execute if hooks is None else functools.partial(hooks.run, job.context)
+                outcome = await run(
+                    job.func,
+                    job.args,
+                    job.kwargs,
+                    is_async=job.is_async,
+                    timeout=record.job_timeout,
+                    threads=self.threads,
+                    on_start=job.announce,
+                )
             finally:
                 job.context.deactivate(token)
         finally:
