@@ -9,7 +9,7 @@ from typing import Any
 
 from ._errors import ConfigurationError
 
-__all__ = ["describe", "import_path", "importable_path", "resolve"]
+__all__ = ["describe", "import_object", "import_path", "importable_path", "resolve"]
 
 _IMPORTABLE: dict[Any, str | None] = {}
 """Cache of :func:`importable_path` for functions seen (module-level ones are few)."""
@@ -84,16 +84,29 @@ def resolve(path: str) -> Callable[..., Any]:
     return target
 
 
-def _import(path: str) -> Callable[..., Any]:
-    module_name, sep, qualname = path.partition(":")
+def import_object(spec: str, what: str | None = None, example: str = "func") -> Any:
+    """The object named by ``"pkg.mod:qualname"``; ConfigurationError saying what is wrong.
+
+    ``what`` names it in the errors ("cannot import hooks pkg.mod:x: ..."); without it, the
+    errors speak of a job's function ("cannot import pkg.mod:x: ...").
+    """
+    module_name, sep, qualname = spec.partition(":")
     if not sep or not module_name or not qualname:
-        raise ConfigurationError(f"function path must look like 'pkg.module:func', got {path!r}")
+        raise ConfigurationError(
+            f"{what or 'function path'} must look like 'pkg.module:{example}', got {spec!r}"
+        )
     try:
         target: Any = importlib.import_module(module_name)
         for part in qualname.split("."):
             target = getattr(target, part)
     except (ImportError, AttributeError) as exc:
-        raise ConfigurationError(f"cannot import {path}: {exc}") from exc
+        named = f"{what} " if what else ""
+        raise ConfigurationError(f"cannot import {named}{spec}: {exc}") from exc
+    return target
+
+
+def _import(path: str) -> Callable[..., Any]:
+    target = import_object(path)
     if not callable(target):
         raise ConfigurationError(f"{path} is not callable")
     return target

@@ -14,13 +14,12 @@ one of these options is used (nothing here imports Django or Flask unless asked 
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from ._errors import ConfigurationError
+from ._functions import import_object
 from ._hooks import WorkerHooks, combine_hooks
 from ._settings import CONNECT_ENV, ConnectOptions
 
@@ -53,25 +52,12 @@ def setup_django(enabled: bool | None = None, settings_module: str | None = None
     return True
 
 
-def _import_object(spec: str, what: str) -> Any:
-    module_name, sep, name = spec.partition(":")
-    if not sep or not module_name or not name:
-        raise ConfigurationError(f"{what} must look like 'pkg.module:name', got {spec!r}")
-    try:
-        target: Any = importlib.import_module(module_name)
-        for part in name.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigurationError(f"cannot import {what} {spec}: {exc}") from exc
-    return target
-
-
 def load_hooks(specs: Sequence[str]) -> list[WorkerHooks]:
     """``WorkerHooks`` from ``pkg.mod:name`` paths: each names a ``WorkerHooks`` or a callable
     that returns one when called without arguments."""
     loaded = []
     for spec in specs:
-        target = _import_object(spec, "hooks")
+        target = import_object(spec, "hooks", example="name")
         if not isinstance(target, WorkerHooks) and callable(target):
             try:
                 target = target()
