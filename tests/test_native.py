@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -21,23 +19,13 @@ import pytest
 import naq
 from naq._transport import NatsTransport, ThreadBridge
 from naq._transport._native import wire_connect_kwargs
-from tests import jobs
+from tests import jobs, test_wire_reconnect
 from tests.conftest import worker_in_thread
-from tests.test_wire_reconnect import KillableServer
 
 pytestmark = pytest.mark.anyio
 
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[KillableServer]:
-    killable = KillableServer(tmp_path / "store")
-    killable.start()
-    try:
-        yield killable
-    finally:
-        if killable._server is not None:
-            killable.resume()
-        killable.stop()
+server = test_wire_reconnect.server
+"""A nats-server of the test's own, killed and restarted (the fixture of test_wire_reconnect)."""
 
 
 class Crossings:
