@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import attrs
 from loguru import logger
 
 from ._client import ClientRef
 from ._errors import SerializationError
+from ._events import EventSubscription
 from ._heartbeat import WorkerInfo, decode_worker_info
 from ._time import utcnow
 from ._transport import check_queue_name
@@ -106,13 +107,10 @@ class PurgeNotices:
     then ``await n.next()`` for the notices that arrived (at least one)."""
 
     def __init__(self, client: ClientRef) -> None:
-        self._connection = unwrap(client)._connection
-        self._handle: Any = None
+        self._subscription = EventSubscription(unwrap(client)._connection, [purged_subject("*")])
 
     async def __aenter__(self) -> Self:
-        transport = self._connection.transport
-        subjects = [purged_subject("*")]
-        self._handle = await self._connection.call(transport.open_events, subjects)
+        await self._subscription.open()
         return self
 
     async def __aexit__(
@@ -121,15 +119,11 @@ class PurgeNotices:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            await self._connection.call(self._connection.transport.close_events, handle)
+        await self._subscription.close()
 
     async def next(self) -> list[PurgeNotice]:
-        transport = self._connection.transport
-        raw = await self._connection.call(transport.next_events, self._handle, None)
         notices = []
-        for event in raw:
+        for event in await self._subscription.next():
             try:
                 at = datetime.fromisoformat(event.data.decode())
             except ValueError:

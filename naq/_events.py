@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ._connection import Connection
     from ._transport import RawEvent
 
-__all__ = ["Event", "EventStream"]
+__all__ = ["Event", "EventStream", "EventSubscription"]
 
 _KIND_OF_STATUS = {
     JobStatus.QUEUED: "queued",
@@ -52,29 +52,52 @@ class Event:
         return self.record.status
 
 
-class EventStream:
-    """An async iterator of :class:`Event`; use ``async with client.events(...) as events``."""
+class EventSubscription:
+    """Plain NATS subscriptions to ``subjects``, read in batches of raw messages (one
+    crossing per call): what :class:`EventStream` and the purge notices read."""
 
-    def __init__(self, connection: Connection, job_id: str | None, queue: str | None) -> None:
+    def __init__(self, connection: Connection, subjects: list[str]) -> None:
         self._connection = connection
-        self._subjects = [
-            names.stored_record_subject(queue or "*", job_id or "*"),
-            names.job_subject(queue or "*", job_id or "*"),
-        ]
+        self._subjects = subjects
         self._handle: object | None = None
-        self._buffer: collections.deque[Event] = collections.deque()
 
     async def open(self) -> None:
-        """Subscribe; events from this moment on are delivered."""
+        """Subscribe (once); messages from this moment on are delivered."""
         if self._handle is None:
             transport = self._connection.transport
             self._handle = await self._connection.call(transport.open_events, self._subjects)
 
-    async def aclose(self) -> None:
+    async def next(self) -> list[RawEvent]:
+        """The messages that arrived since the last call; waits for at least one."""
+        await self.open()
+        transport = self._connection.transport
+        return await self._connection.call(transport.next_events, self._handle, None)
+
+    async def close(self) -> None:
         """Unsubscribe."""
         if self._handle is not None:
             handle, self._handle = self._handle, None
             await self._connection.call(self._connection.transport.close_events, handle)
+
+
+class EventStream:
+    """An async iterator of :class:`Event`; use ``async with client.events(...) as events``."""
+
+    def __init__(self, connection: Connection, job_id: str | None, queue: str | None) -> None:
+        subjects = [
+            names.stored_record_subject(queue or "*", job_id or "*"),
+            names.job_subject(queue or "*", job_id or "*"),
+        ]
+        self._subscription = EventSubscription(connection, subjects)
+        self._buffer: collections.deque[Event] = collections.deque()
+
+    async def open(self) -> None:
+        """Subscribe; events from this moment on are delivered."""
+        await self._subscription.open()
+
+    async def aclose(self) -> None:
+        """Unsubscribe."""
+        await self._subscription.close()
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -92,10 +115,8 @@ class EventStream:
         return self
 
     async def __anext__(self) -> Event:
-        await self.open()
-        transport = self._connection.transport
         while not self._buffer:
-            raw = await self._connection.call(transport.next_events, self._handle, None)
+            raw = await self._subscription.next()
             self._buffer.extend(e for e in map(_event, raw) if e is not None)
         return self._buffer.popleft()
 
