@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,16 @@ from ._names import (
 if TYPE_CHECKING:
     from nats.aio.client import Client as NatsClient
 
-__all__ = ["DeadLetter", "LifecycleMixin", "RawEvent", "StoredMessage"]
+    from ._wire_protocol import Msg as WireMsg
+
+__all__ = [
+    "DeadLetter",
+    "LifecycleMixin",
+    "RawEvent",
+    "StoredMessage",
+    "dependency_edges",
+    "multi_last_requests",
+]
 
 _WRONG_LAST_SEQUENCE = 10071
 _MESSAGE_GONE = frozenset({10043, 10057})
@@ -192,14 +201,7 @@ class LifecycleMixin:
     async def dependents_of(self, job_ids: Sequence[str]) -> dict[str, list[str]]:
         """For each job id, the jobs waiting for it (requests for all of them sent at once)."""
         subjects = [dependency_subject(job_id, "*") for job_id in job_ids]
-        found: dict[str, list[str]] = {}
-        for msg in await self._direct_get_many(DEPS_BUCKET_STREAM, subjects):
-            if not msg.data:
-                continue  # deleted edge
-            subject = (msg.headers or {}).get("Nats-Subject", "")
-            *_, dependency_id, dependent_id = subject.split(".")
-            found.setdefault(dependency_id, []).append(dependent_id)
-        return found
+        return dependency_edges(await self._direct_get_many(DEPS_BUCKET_STREAM, subjects))
 
     async def _direct_get_many(self, stream: str, subjects: list[str]) -> list[Msg]:
         """The last message of each subject (wildcards allowed), in requests of 100 subjects
@@ -207,18 +209,15 @@ class LifecycleMixin:
         inbox = self.nc.new_inbox()
         sub = await self.nc.subscribe(inbox)
         try:
-            requests = 0
-            for start in range(0, len(subjects), 100):
-                request = {"multi_last": subjects[start : start + 100], "batch": 10_000}
-                await self.nc.publish(
-                    f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(), reply=inbox
-                )
-                requests += 1
+            requests = multi_last_requests(subjects)
+            for request in requests:
+                await self.nc.publish(f"$JS.API.DIRECT.GET.{stream}", request, reply=inbox)
             found = []
-            while requests:
+            unanswered = len(requests)
+            while unanswered:
                 msg = await sub.next_msg(timeout=10)
                 if (msg.headers or {}).get("Status"):
-                    requests -= 1  # 204 end of batch, or 404 nothing matched
+                    unanswered -= 1  # 204 end of batch, or 404 nothing matched
                 else:
                     found.append(msg)
             return found
@@ -284,3 +283,27 @@ class LifecycleMixin:
     async def delete_dead_letter(self, sequence: int) -> bool:
         """Drop a dead letter; False if it is gone already."""
         return await self._delete(DEAD_STREAM, sequence)
+
+
+def dependency_edges(msgs: Iterable[Msg | WireMsg]) -> dict[str, list[str]]:
+    """dependency id -> the ids of the jobs waiting for it, from the edges' direct gets."""
+    found: dict[str, list[str]] = {}
+    for msg in msgs:
+        if not msg.data:
+            continue  # deleted edge
+        subject = (msg.headers or {}).get("Nats-Subject", "")
+        *_, dependency_id, dependent_id = subject.split(".")
+        found.setdefault(dependency_id, []).append(dependent_id)
+    return found
+
+
+def multi_last_requests(subjects: Sequence[str]) -> list[bytes]:
+    """Direct-get requests for the last message of each subject, 100 subjects a request.
+
+    Each request's answers (on one reply subject) end with a status message: 204 at the end
+    of the batch, 404 when nothing matched.
+    """
+    return [
+        json.dumps({"multi_last": subjects[start : start + 100], "batch": 10_000}).encode()
+        for start in range(0, len(subjects), 100)
+    ]

@@ -1,10 +1,11 @@
-"""Trio's hot client calls over naq's own NATS client (``_wire``), on Trio's own thread.
+"""Trio's hot calls over naq's own NATS client (``_wire``), on Trio's own thread.
 
 nats-py is asyncio-only, so on Trio every call through the bridge costs a thread hop each way.
 On Trio a :class:`~naq._connection.Connection` therefore also opens a ``WireConnection`` and
-sends ``enqueue``, ``get_record`` and ``wait_record`` here; every other call still crosses to
-nats-py. Each method keeps the semantics of its ``NatsTransport`` twin, including ``Link``'s
-rules for outages (see :class:`_WireLink`), so callers cannot tell which path ran.
+sends ``enqueue``, ``get_record`` and ``wait_record`` here, and a worker's consuming calls to
+``_native_worker``; every other call still crosses to nats-py. Each method keeps the
+semantics of its ``NatsTransport`` twin, including ``Link``'s rules for outages (see
+:class:`_WireLink`), so callers cannot tell which path ran.
 
 Not used when the connect options need what the wire client lacks (nkeys, credentials files,
 URLs it cannot parse): ``wire_connect_kwargs`` returns None and every call is bridged.
@@ -33,6 +34,7 @@ from ._names import (
     queued_job_subject,
     stored_record_subject,
 )
+from ._native_worker import NativeConsumers
 from ._nats import RECORD_HEADROOM, NatsTransport, OutgoingJob, _publish_failure
 from ._publisher import PublishError
 from ._wire import (
@@ -218,6 +220,7 @@ class NativeCalls:
         self._link = _WireLink(transport.url, transport.timeout)
         self._announced: set[str] = set()
         self._stopped: anyio.Event | None = None
+        self._consumers = NativeConsumers(lambda: self.wire, transport, bridge)
 
     @property
     def wire(self) -> WireConnection:
@@ -232,6 +235,7 @@ class NativeCalls:
             NatsTransport.enqueue: self.enqueue,
             NatsTransport.get_record: self.get_record,
             NatsTransport.wait_record: self.wait_record,
+            **self._consumers.routes(),
         }
 
     # -- calls --------------------------------------------------------------------------------

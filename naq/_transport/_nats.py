@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 import nats
@@ -43,6 +43,9 @@ from ._publisher import AckedPublisher, OutgoingMessage, PublishError
 from ._pull import PullConsumer
 from ._unreachable import cannot_connect
 
+if TYPE_CHECKING:
+    from ._wire_protocol import Msg as WireMsg
+
 __all__ = [
     "ACK_TIMEOUT",
     "RECORD_HEADROOM",
@@ -50,6 +53,12 @@ __all__ = [
     "NatsTransport",
     "OutgoingJob",
     "Settlement",
+    "as_delivery",
+    "dead_letter_messages",
+    "record_messages",
+    "settle_and_find_dependents",
+    "settle_with",
+    "stream_sequence",
 ]
 
 ACK_TIMEOUT = 10.0
@@ -64,9 +73,10 @@ _STREAM_EXISTS = 10058  # JetStream: stream name already in use with a different
 
 @attrs.define(eq=False)
 class Delivery:
-    """One fetched job message. ``handle`` is opaque outside this module."""
+    """One fetched job message. ``handle`` is the message object of the client that fetched
+    it (nats-py's, or the wire client's on Trio), opaque outside ``naq/_transport/``."""
 
-    handle: Msg
+    handle: Msg | WireMsg
     data: bytes
     num_delivered: int
     job_id: str
@@ -125,7 +135,7 @@ def _dead_letter_headers(item: Settlement, reason: str) -> dict[str, str]:
     return headers
 
 
-def _delivery_count(msg: Msg) -> int:
+def _delivery_count(msg: Msg | WireMsg) -> int:
     """How often this message was delivered, read from its ack subject.
 
     ``$JS.ACK.<stream>.<consumer>.<delivered>.…`` (9 tokens), or the 12-token form with
@@ -135,12 +145,31 @@ def _delivery_count(msg: Msg) -> int:
     return int(tokens[4] if len(tokens) == 9 else tokens[6])
 
 
-def _job_id_of(msg: Msg) -> str:
+def as_delivery(msg: Msg | WireMsg) -> Delivery:
+    """A fetched job message, of either client, as the worker sees it."""
+    return Delivery(msg, msg.data, _delivery_count(msg), _job_id_of(msg))
+
+
+def stream_sequence(msg: Msg | WireMsg) -> int:
+    """The message's sequence in its stream, read from its ack subject (see _delivery_count)."""
+    tokens = msg.reply.split(".")
+    return int(tokens[5] if len(tokens) == 9 else tokens[7])
+
+
+def _job_id_of(msg: Msg | WireMsg) -> str:
     """The job id a message names: its subject's last token, else its Nats-Msg-Id."""
     tokens = msg.subject.split(".")
     if len(tokens) == 4:
         return tokens[3]
     return (msg.headers or {}).get("Nats-Msg-Id", "")
+
+
+def _nats_msg(delivery: Delivery) -> Msg:
+    """The nats-py message of a delivery this transport fetched."""
+    msg = delivery.handle
+    if not isinstance(msg, Msg):
+        raise TypeError(f"job {delivery.job_id} was fetched by naq's wire client, not nats-py")
+    return msg
 
 
 def _publish_failure(url: str, error: BaseException) -> NaqError:
@@ -526,10 +555,14 @@ class NatsTransport(LifecycleMixin):
 
     async def ensure_consumer(self, queue: str, ack_wait: float) -> None:
         """Create or update the queue's durable pull consumer and bind to it."""
-        await self._js.add_consumer(JOBS_STREAM, _consumer_config(queue, ack_wait))
+        await self.add_queue_consumer(queue, ack_wait)
         consumer = PullConsumer(self.nc, JOBS_STREAM, consumer_name(queue))
         await consumer.start()
         self._consumers[queue] = consumer
+
+    async def add_queue_consumer(self, queue: str, ack_wait: float) -> None:
+        """Create or update the queue's durable pull consumer (a worker's settings)."""
+        await self._js.add_consumer(JOBS_STREAM, _consumer_config(queue, ack_wait))
 
     async def fetch(self, queue: str, want: int, timeout: float) -> tuple[list[Delivery], int]:
         """Up to ``want`` messages as soon as any arrive, and how many more are owed.
@@ -538,14 +571,12 @@ class NatsTransport(LifecycleMixin):
         still deliver them (see ``_pull``).
         """
         msgs, owed = await self._consumers[queue].fetch(want, timeout)
-        return [
-            Delivery(msg, msg.data, _delivery_count(msg), _job_id_of(msg)) for msg in msgs
-        ], owed
+        return [as_delivery(msg) for msg in msgs], owed
 
     async def keep_alive(self, deliveries: Sequence[Delivery]) -> None:
         """Tell the server these jobs are still running, so their ack wait restarts."""
         for delivery in deliveries:
-            await delivery.handle.in_progress()
+            await _nats_msg(delivery).in_progress()
 
     async def hand_back(self, deliveries: Sequence[Delivery]) -> None:
         """Return messages (and any delivered but not fetched) for immediate redelivery.
@@ -553,7 +584,7 @@ class NatsTransport(LifecycleMixin):
         Consumers stop receiving first, so an open pull request cannot take them back.
         """
         buffered = [msg for consumer in self._consumers.values() for msg in await consumer.close()]
-        for msg in [d.handle for d in deliveries] + buffered:
+        for msg in [_nats_msg(d) for d in deliveries] + buffered:
             try:
                 await msg.nak()
             except nats.errors.MsgAlreadyAckdError:
@@ -568,61 +599,112 @@ class NatsTransport(LifecycleMixin):
         One call (one crossing from Trio) for the worker's settle loop. A failed lookup is
         returned, not raised: the outcomes are stored and acked whatever it says.
         """
-        errors = await self.settle(settlements)
-        unsaved = {item.job_id for item, error in zip(settlements, errors, strict=True) if error}
-        stored = [job_id for job_id in ended_ids if job_id not in unsaved]
-        try:
-            edges = await self.dependents_of(stored) if stored else {}
-        except Exception as exc:  # noqa: BLE001 - returned to the caller, which logs it
-            return errors, exc
-        return errors, edges
+        return await settle_and_find_dependents(
+            self.settle, self.dependents_of, settlements, ended_ids
+        )
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[BaseException | None]:
-        """Store dead letters, then records, then ack or nak messages; one error slot each.
+        """Store dead letters, then records, then ack or nak messages (see settle_with)."""
+        publisher = self._publisher
+        assert publisher is not None
+        return await settle_with(
+            settlements, functools.partial(publisher.publish_all, timeout=ACK_TIMEOUT), _answer
+        )
 
-        Dead letters are confirmed before any record of the batch is written, so whoever
-        sees a job's final record also finds its dead letter. An item whose dead letter or
-        record could not be stored is not acknowledged: the server delivers it again.
-        """
-        assert self._publisher is not None
-        errors: list[BaseException | None] = [None] * len(settlements)
-        dead = [
-            (i, item, item.delivery, item.dead_reason)
-            for i, item in enumerate(settlements)
-            if item.dead_reason is not None and item.delivery is not None
-        ]
-        if dead:
-            letters = [
+
+async def _answer(delivery: Delivery, nak_delay: float | None) -> None:
+    msg = _nats_msg(delivery)
+    if nak_delay is None:
+        await msg.ack()
+    else:
+        await msg.nak(delay=nak_delay or None)
+
+
+PublishAll = Callable[[Sequence[OutgoingMessage]], Awaitable[list[BaseException | None]]]
+"""Publish messages to streams together: None or the error, for each."""
+Answer = Callable[[Delivery, "float | None"], Awaitable[None]]
+"""Ack a delivery (``nak_delay`` None), or nak it for redelivery after ``nak_delay`` s."""
+
+
+async def settle_with(
+    settlements: Sequence[Settlement], publish_all: PublishAll, answer: Answer
+) -> list[BaseException | None]:
+    """Store dead letters, then records, then ack or nak messages; one error slot each.
+
+    Dead letters are confirmed before any record of the batch is written, so whoever
+    sees a job's final record also finds its dead letter. An item whose dead letter or
+    record could not be stored is not acknowledged: the server delivers it again.
+    """
+    errors: list[BaseException | None] = [None] * len(settlements)
+    for messages in (dead_letter_messages, record_messages):
+        indexes, outgoing = messages(settlements, errors)
+        if outgoing:
+            for i, error in zip(indexes, await publish_all(outgoing), strict=True):
+                errors[i] = error
+    for item, error in zip(settlements, errors, strict=True):
+        if error is None and item.delivery is not None:
+            await answer(item.delivery, item.nak_delay)
+    return errors
+
+
+async def settle_and_find_dependents(
+    settle: Callable[[Sequence[Settlement]], Awaitable[list[BaseException | None]]],
+    dependents_of: Callable[[Sequence[str]], Awaitable[dict[str, list[str]]]],
+    settlements: Sequence[Settlement],
+    ended_ids: Sequence[str],
+) -> tuple[list[BaseException | None], dict[str, list[str]] | BaseException]:
+    """``settle``, then the dependents of the ended jobs whose outcome was stored.
+
+    A failed lookup is returned, not raised: the outcomes are stored and acked whatever it says.
+    """
+    errors = await settle(settlements)
+    unsaved = {item.job_id for item, error in zip(settlements, errors, strict=True) if error}
+    stored = [job_id for job_id in ended_ids if job_id not in unsaved]
+    try:
+        edges = await dependents_of(stored) if stored else {}
+    except Exception as exc:  # noqa: BLE001 - returned to the caller, which logs it
+        return errors, exc
+    return errors, edges
+
+
+def dead_letter_messages(
+    settlements: Sequence[Settlement], errors: Sequence[BaseException | None]
+) -> tuple[list[int], list[OutgoingMessage]]:
+    """The dead letters a batch stores first: each one's index in the batch, and the letter.
+
+    A letter keeps the job message as it was delivered, with why and after how many runs.
+    """
+    indexes: list[int] = []
+    letters: list[OutgoingMessage] = []
+    for i, item in enumerate(settlements):
+        delivery, reason = item.delivery, item.dead_reason
+        if reason is not None and delivery is not None and errors[i] is None:
+            indexes.append(i)
+            letters.append(
                 OutgoingMessage(
                     dead_subject(item.queue, item.job_id),
                     delivery.data,
                     _dead_letter_headers(item, reason),
                 )
-                for _, item, delivery, reason in dead
-            ]
-            outcomes = await self._publisher.publish_all(letters, ACK_TIMEOUT)
-            for (i, *_), error in zip(dead, outcomes, strict=True):
-                errors[i] = error
-        writes: list[int] = []
-        records: list[OutgoingMessage] = []
-        for i, item in enumerate(settlements):
-            if item.record is not None and errors[i] is None:
-                headers = {"Naq-Event": item.event} if item.event else {}
-                if item.record_ttl:
-                    headers["Nats-TTL"] = str(int(item.record_ttl))
-                writes.append(i)
-                records.append(
-                    OutgoingMessage(
-                        record_subject(item.queue, item.job_id), item.record, headers or None
-                    )
+            )
+    return indexes, letters
+
+
+def record_messages(
+    settlements: Sequence[Settlement], errors: Sequence[BaseException | None]
+) -> tuple[list[int], list[OutgoingMessage]]:
+    """The record writes of a batch whose dead letter (if any) was stored: index, message."""
+    indexes: list[int] = []
+    records: list[OutgoingMessage] = []
+    for i, item in enumerate(settlements):
+        if item.record is not None and errors[i] is None:
+            headers = {"Naq-Event": item.event} if item.event else {}
+            if item.record_ttl:
+                headers["Nats-TTL"] = str(int(item.record_ttl))
+            indexes.append(i)
+            records.append(
+                OutgoingMessage(
+                    record_subject(item.queue, item.job_id), item.record, headers or None
                 )
-        outcomes = await self._publisher.publish_all(records, ACK_TIMEOUT)
-        for i, error in zip(writes, outcomes, strict=True):
-            errors[i] = error
-        for item, error in zip(settlements, errors, strict=True):
-            if error is None and item.delivery is not None:
-                if item.nak_delay is None:
-                    await item.delivery.handle.ack()
-                else:
-                    await item.delivery.handle.nak(delay=item.nak_delay or None)
-        return errors
+            )
+    return indexes, records

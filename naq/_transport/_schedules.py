@@ -27,7 +27,7 @@ from nats.js import api
 
 from .._errors import ConfigurationError
 from ._names import JOBS_STREAM, job_subject, queue_subject, record_subject
-from ._nats import Delivery, NatsTransport
+from ._nats import Delivery, NatsTransport, stream_sequence
 
 __all__ = [
     "SCHEDULES_BUCKET",
@@ -81,7 +81,7 @@ def server_fire(delivery: Delivery) -> ServerFire | None:
         return None
     nxt = headers.get("Nats-Schedule-Next", "purge")
     following = None if nxt == "purge" else datetime.fromisoformat(nxt.replace("Z", "+00:00"))
-    return ServerFire(scheduler[len(_SCHED_PREFIX) :], msg.metadata.sequence.stream, following)
+    return ServerFire(scheduler[len(_SCHED_PREFIX) :], stream_sequence(msg), following)
 
 
 @attrs.frozen
