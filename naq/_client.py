@@ -239,9 +239,16 @@ class Client:
                 raise ConfigurationError("pass the arguments in the naq.Call, not beside it")
             func, args, kwargs, job_id = func.func, func.args, func.kwargs, job_id or func.job_id
         options = _Options.build(
-            queue, job_timeout, retry, result_ttl, failure_ttl, ttl, depends_on,
-            allow_dependency_failures, meta,
-        )  # fmt: skip
+            queue=queue,
+            job_timeout=job_timeout,
+            retry=retry,
+            result_ttl=result_ttl,
+            failure_ttl=failure_ttl,
+            ttl=ttl,
+            depends_on=depends_on,
+            allow_dependency_failures=allow_dependency_failures,
+            meta=meta,
+        )
         record = self._new_record(func, args, kwargs or {}, job_id, options)
         connection = self._connection
         if job_id is not None:
@@ -274,7 +281,13 @@ class Client:
         (Dependencies and idempotent ids take a lookup each: use :meth:`enqueue` for them.)
         """
         options = _Options.build(
-            queue, job_timeout, retry, result_ttl, failure_ttl, ttl, None, False, meta
+            queue=queue,
+            job_timeout=job_timeout,
+            retry=retry,
+            result_ttl=result_ttl,
+            failure_ttl=failure_ttl,
+            ttl=ttl,
+            meta=meta,
         )
         calls = list(calls)
         records = [self._new_record(c.func, c.args, c.kwargs, c.job_id, options) for c in calls]
@@ -315,8 +328,8 @@ class Client:
     async def cancel(self, job_id: str) -> bool:
         """Cancel a job: queued or deferred, it never runs; running, it is stopped.
 
-        An async job is cancelled in its worker at once; a sync job cannot be interrupted,
-        so ``naq.current_job().cancelled`` turns true for it to check. Jobs that depend on
+        An async job is canceled in its worker at once; a sync job cannot be interrupted,
+        so ``naq.current_job().canceled`` turns true for it to check. Jobs that depend on
         it are canceled too. False if the job had already ended; JobNotFound if unknown.
         """
         return await cancel(self._connection, check_job_id(job_id))
@@ -361,7 +374,7 @@ class Client:
     ) -> Job[R]:
         """Enqueue ``func(*args, **kwargs)`` at ``when`` (naive: UTC; aware: converted).
 
-        The job is ``scheduled`` until then and can be cancelled with
+        The job is ``scheduled`` until then and can be canceled with
         :meth:`cancel_schedule` (its id). A time in the past raises ConfigurationError
         unless ``catch_up=True``, which runs it at once.
         """
@@ -369,7 +382,12 @@ class Client:
             raise ConfigurationError(f"when must be a datetime, got {when!r}")
         job_id = check_schedule_id(job_id) if job_id is not None else uuid.uuid4().hex
         options = _Options.build(
-            queue, job_timeout, retry, result_ttl, failure_ttl, None, None, False, meta
+            queue=queue,
+            job_timeout=job_timeout,
+            retry=retry,
+            result_ttl=result_ttl,
+            failure_ttl=failure_ttl,
+            meta=meta,
         )
         record = self._new_record(func, args, kwargs, job_id, options)
         trigger = make_trigger(at=as_utc(when))
@@ -415,7 +433,12 @@ class Client:
         )
         trigger = make_trigger(cron=cron, interval=interval, timezone=timezone)
         options = _Options.build(
-            queue, job_timeout, retry, result_ttl, failure_ttl, None, None, False, meta
+            queue=queue,
+            job_timeout=job_timeout,
+            retry=retry,
+            result_ttl=result_ttl,
+            failure_ttl=failure_ttl,
+            meta=meta,
         )
         record = self._new_record(func, args, kwargs, schedule_id, options)
         return await self._scheduling.create(
@@ -500,7 +523,16 @@ ClientRef: TypeAlias = Client | Twin[Client]
 
 @attrs.frozen
 class _Options:
-    """Job options shared by every enqueue method, validated once."""
+    """The job options, validated: what every enqueue method puts in its jobs' records.
+
+    :meth:`build` is the one definition of the options a caller gives (name, type, default,
+    validation). Each public method takes the ones that apply to it as keyword parameters of
+    the same name, type and default, spelled out rather than ``**options: Unpack[...]``:
+    ``enqueue``, ``enqueue_at`` and ``schedule`` also take the job's own ``**kwargs``, so
+    they could not use ``Unpack``, and spelled-out parameters show in every editor, in
+    ``help()`` and in naq_sync's generated twins. tests/test_typing.py holds each public
+    signature equal to :meth:`build`'s.
+    """
 
     queue: str
     job_timeout: float | None
@@ -515,16 +547,18 @@ class _Options:
     @classmethod
     def build(
         cls,
-        queue: str,
-        job_timeout: Seconds | None,
-        retry: Retry | int | None,
-        result_ttl: Seconds | None,
-        failure_ttl: Seconds | None,
-        ttl: Seconds | None,
-        depends_on: Dependencies,
-        allow_dependency_failures: bool,
-        meta: Mapping[str, Any] | None,
+        *,
+        queue: str = "default",
+        job_timeout: Seconds | None = None,
+        retry: Retry | int | None = None,
+        result_ttl: Seconds | None = None,
+        failure_ttl: Seconds | None = None,
+        ttl: Seconds | None = None,
+        depends_on: Dependencies = None,
+        allow_dependency_failures: bool = False,
+        meta: Mapping[str, Any] | None = None,
     ) -> _Options:
+        """Check and convert the options a caller gave; the ones not given are defaults."""
         return cls(
             queue=check_queue_name(queue),
             job_timeout=_seconds("job_timeout", job_timeout),

@@ -1,7 +1,7 @@
 """``naq.current_job()``: the running job, seen from inside its own function.
 
 A job reports progress and meta through it, reads its dependencies' results, and (if it is
-a sync job, which cannot be interrupted) checks whether it has been cancelled. Updates are
+a sync job, which cannot be interrupted) checks whether it has been canceled. Updates are
 queued to the worker's settle loop without waiting, from the event loop or a job thread.
 """
 
@@ -10,9 +10,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
+from typing_extensions import deprecated
 
 from ._errors import NaqError
 from ._record import JobRecord
@@ -43,7 +44,7 @@ class JobContext:
         self._publish = publish
         self._call_in_loop = call_in_loop
         self._loop_thread = threading.get_ident()
-        self._cancelled = False
+        self._canceled = False
 
     @property
     def id(self) -> str:
@@ -54,9 +55,24 @@ class JobContext:
         return self.record.attempts
 
     @property
-    def cancelled(self) -> bool:
-        """True once the job was cancelled: a sync job should check it and return early."""
-        return self._cancelled
+    def canceled(self) -> bool:
+        """True once the job was canceled: a sync job should check it and return early."""
+        return self._canceled
+
+    if TYPE_CHECKING:  # deprecated for type checkers and IDEs (struck through), not at run
+        # time yet: the worker itself still reads it once per job (naq/_runner.py).
+
+        @property
+        @deprecated("JobContext.cancelled is now spelled canceled")
+        def cancelled(self) -> bool: ...
+
+    else:
+
+        @property
+        def cancelled(self) -> bool:
+            """Deprecated alias of :attr:`canceled`: naq spells it the American way everywhere
+            (``JobStatus.CANCELED``, ``JobCanceled``)."""
+            return self._canceled
 
     def set_progress(self, progress: float, **meta: Any) -> None:
         """Record progress (any number, e.g. 0.0-1.0) and optionally meta; readers see it."""
@@ -76,7 +92,7 @@ class JobContext:
             self._call_in_loop(lambda: self._publish(record))
 
     def _cancel(self) -> None:
-        self._cancelled = True
+        self._canceled = True
 
     def activate(self) -> Token[JobContext | None]:
         """Make this the current job for the code (and threads) run from here on."""

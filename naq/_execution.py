@@ -54,7 +54,7 @@ async def execute(
     """Run ``func`` and return its Outcome; exceptions become errors, cancellation propagates.
 
     ``is_async`` is :func:`is_async_callable` of ``func``, which the caller knows already.
-    An async function runs in the current task and is cancelled at ``timeout``. A sync
+    An async function runs in the current task and is canceled at ``timeout``. A sync
     function runs in one of the worker's job ``threads``, in a copy of the current context
     (so ``naq.current_job()`` works there); at ``timeout`` the job is failed but Python
     cannot stop the thread, which runs on until the function returns. ``on_start`` is

@@ -64,7 +64,8 @@ class WorkerStats:
 @attrs.frozen(kw_only=True)
 class WorkerInfo:
     """One worker as its last heartbeat described it. ``throughput`` is jobs per second per
-    queue over the last minute; ``state`` is ``running`` or ``stopping``."""
+    queue over the last minute; ``state`` is ``running`` or ``stopping``; ``parent`` is the
+    pid of the supervisor that started it (``naq worker --processes``), else None."""
 
     id: str
     host: str
@@ -80,6 +81,7 @@ class WorkerInfo:
     started_at: datetime
     last_heartbeat: datetime
     heartbeat_interval: float
+    parent: int | None = None
 
 
 _converter = make_converter()
@@ -131,6 +133,7 @@ async def heartbeat_loop(
     interval: float,
     stats: WorkerStats,
     stopping: Callable[[], bool],
+    parent: int | None = None,
     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Write the worker's heartbeat every ``interval`` seconds until cancelled, then delete it.
@@ -151,6 +154,7 @@ async def heartbeat_loop(
         "concurrency": concurrency,
         "started_at": started_at,
         "heartbeat_interval": interval,
+        "parent": parent,
     }
     try:
         while True:

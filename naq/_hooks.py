@@ -22,7 +22,7 @@ What a raising hook does:
 
 A job that times out is a failure (``on_failure`` gets a ``TimeoutError``; for a ``def`` job
 the thread still runs the function, so those hooks are then called on the event loop). A job
-cancelled while it runs is not a failure, but its ``after_job`` hooks run.
+canceled while it runs is not a failure, but its ``after_job`` hooks run.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ FailureHook = Callable[[JobRecord, BaseException], Any]
 H = TypeVar("H")
 
 _CANCELLED_AFTER_HOOKS_TIMEOUT = 10.0
-"""Seconds the async ``after_job`` hooks of a cancelled job get (shielded from the cancel)."""
+"""Seconds the async ``after_job`` hooks of a canceled job get (shielded from the cancel)."""
 
 
 class HookError(NaqError):

@@ -148,7 +148,7 @@ def claim_server_run(
     """Server engine: a worker picked up the run the server produced as stream message ``seq``.
 
     Returns the updated schedule (None: nothing to store) and the run's job id (None:
-    skip the run, because the schedule was cancelled or has made its ``repeat`` runs).
+    skip the run, because the schedule was canceled or has made its ``repeat`` runs).
     ``following`` is the server's ``Nats-Schedule-Next`` (None once it purged itself).
     """
     for claimed_seq, job_id in schedule.claims:

@@ -235,7 +235,7 @@ async def claim_fired_run(
 ) -> JobRecord | None:
     """Worker side, server engine: give a server-fired run its own job id and count it.
 
-    Returns the record to run, or None to skip the message (the schedule was cancelled
+    Returns the record to run, or None to skip the message (the schedule was canceled
     or has made its ``repeat`` runs). A schedule that just completed is removed from the
     server. A run whose definition is missing still runs, with the stream sequence in its
     job id, so nothing is dropped silently.

@@ -348,8 +348,8 @@ class Client(BlockingTwin):
     def cancel(self, job_id: str) -> bool:
         """Cancel a job: queued or deferred, it never runs; running, it is stopped.
 
-        An async job is cancelled in its worker at once; a sync job cannot be interrupted,
-        so ``naq.current_job().cancelled`` turns true for it to check. Jobs that depend on
+        An async job is canceled in its worker at once; a sync job cannot be interrupted,
+        so ``naq.current_job().canceled`` turns true for it to check. Jobs that depend on
         it are canceled too. False if the job had already ended; JobNotFound if unknown.
         """
         return run_blocking(partial(self._async.cancel, job_id))
@@ -388,7 +388,7 @@ class Client(BlockingTwin):
     ) -> Job[R]:
         """Enqueue ``func(*args, **kwargs)`` at ``when`` (naive: UTC; aware: converted).
 
-        The job is ``scheduled`` until then and can be cancelled with
+        The job is ``scheduled`` until then and can be canceled with
         :meth:`cancel_schedule` (its id). A time in the past raises ConfigurationError
         unless ``catch_up=True``, which runs it at once.
         """
@@ -744,8 +744,8 @@ def drain(queue: str = "default", *, concurrency: int = 10) -> int:
 def cancel(job_id: str) -> bool:
     """Cancel a job: queued or deferred, it never runs; running, it is stopped.
 
-    An async job is cancelled in its worker at once; a sync job cannot be interrupted,
-    so ``naq.current_job().cancelled`` turns true for it to check. Jobs that depend on
+    An async job is canceled in its worker at once; a sync job cannot be interrupted,
+    so ``naq.current_job().canceled`` turns true for it to check. Jobs that depend on
     it are canceled too. False if the job had already ended; JobNotFound if unknown.
 
     On the default client (``naq_sync.default_client()``).
@@ -802,7 +802,7 @@ def enqueue_at(
 ) -> Job[R]:
     """Enqueue ``func(*args, **kwargs)`` at ``when`` (naive: UTC; aware: converted).
 
-    The job is ``scheduled`` until then and can be cancelled with
+    The job is ``scheduled`` until then and can be canceled with
     :meth:`cancel_schedule` (its id). A time in the past raises ConfigurationError
     unless ``catch_up=True``, which runs it at once.
 

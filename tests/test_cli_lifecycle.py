@@ -1,4 +1,4 @@
-"""``naq failed`` and ``naq job-control ID cancel`` through typer's runner, on the test server."""
+"""``naq dead-letters`` and ``naq job-control ID cancel`` via typer's runner, on the test server."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _invoke(*args: str) -> str:
     return result.output
 
 
-def test_failed_list_requeue_delete(nats_url, queue_name, tmp_path):
+def test_dead_letters_list_requeue_delete(nats_url, queue_name, tmp_path):
     marker = str(tmp_path / "calls")
 
     async def fail_two() -> tuple[str, str]:
@@ -38,15 +38,20 @@ def test_failed_list_requeue_delete(nats_url, queue_name, tmp_path):
 
     flaky_id, broken_id = anyio.run(fail_two)
     listed = json.loads(
-        _invoke("failed", "list", "--url", nats_url, "--queue", queue_name, "--json")
+        _invoke("dead-letters", "list", "--url", nats_url, "--queue", queue_name, "--json")
     )
     assert {row["job_id"] for row in listed} == {flaky_id, broken_id}
+    assert {row["function"] for row in listed} == {"tests.jobs:fail_until", "tests.jobs:fail"}
+    # `naq failed`, the old name, is the same command (hidden from --help)
+    assert json.loads(
+        _invoke("failed", "list", "--url", nats_url, "--queue", queue_name, "--json")
+    ) == listed  # fmt: skip
     for row in listed:  # the runs the job had, as its reason says; times in ISO 8601, UTC
         assert row["attempts"] == 1
         assert "failed after 1 attempt(s)" in row["reason"]
         assert datetime.fromisoformat(row["time"]).utcoffset() == timedelta(0)
         assert "T" in row["time"]
-    table = _invoke("failed", "list", "--url", nats_url, "--queue", queue_name)
+    table = _invoke("dead-letters", "list", "--url", nats_url, "--queue", queue_name)
     assert "2 dead letter(s)" in table
     assert "…" not in table
     # Not a terminal: ids are whole, so one copied from the table works.
@@ -55,9 +60,11 @@ def test_failed_list_requeue_delete(nats_url, queue_name, tmp_path):
     flaky_row = next(line for line in table.splitlines() if flaky_id in line)
     assert re.search(r"│\s+1\s+│", flaky_row), flaky_row  # attempts, as in the reason
 
-    assert "requeued 1 job(s)" in _invoke("failed", "requeue", copied[copied.index(flaky_id)],
+    assert "requeued 1 job(s)" in _invoke("dead-letters", "requeue",
+                                          copied[copied.index(flaky_id)],
                                           "--url", nats_url)  # fmt: skip
-    assert "deleted 1 dead letter(s)" in _invoke("failed", "delete", "--all", "--queue", queue_name,
+    assert "deleted 1 dead letter(s)" in _invoke("dead-letters", "delete", "--all",
+                                                   "--queue", queue_name,
                                                    "--url", nats_url)  # fmt: skip
 
     async def requeued_result() -> object:
@@ -65,14 +72,17 @@ def test_failed_list_requeue_delete(nats_url, queue_name, tmp_path):
             return await (await client.fetch_job(flaky_id)).result(timeout=20)
 
     assert anyio.run(requeued_result) == 2
-    assert json.loads(_invoke("failed", "list", "--url", nats_url, "--queue", queue_name,
+    assert json.loads(_invoke("dead-letters", "list", "--url", nats_url, "--queue", queue_name,
                               "--json")) == []  # fmt: skip
 
 
-def test_failed_needs_ids_or_all(nats_url):
-    result = runner.invoke(app, ["failed", "delete", "--url", nats_url])
-    assert result.exit_code == 2
-    assert "name job ids, or pass --all" in result.stderr
+@pytest.mark.parametrize("group", ["dead-letters", "failed"])
+@pytest.mark.parametrize("action", ["requeue", "delete"])
+def test_requeue_and_delete_need_ids_or_all(nats_url, group, action):
+    for args in ([], ["an-id", "--all"]):
+        result = runner.invoke(app, [group, action, *args, "--url", nats_url])
+        assert result.exit_code == 2
+        assert "name job ids, or pass --all" in result.stderr
 
 
 def test_job_control_cancels_a_job(nats_url, queue_name):

@@ -20,7 +20,7 @@ NO_SERVER = ["--url", "nats://127.0.0.1:1"]  # nothing listens there: usage fail
 
 
 def _commands() -> list[list[str]]:
-    """Every command path: ``[["worker"], ..., ["failed", "list"], ...]``."""
+    """Every command path: ``[["worker"], ..., ["dead-letters", "list"], ...]``."""
     root = typer.main.get_command(app)
     paths: list[list[str]] = [[]]
     for name, command in root.commands.items():  # type: ignore[attr-defined]
@@ -64,6 +64,13 @@ def test_help_shows_choices_and_usage_as_written():
     assert "Usage: naq job-control [OPTIONS] ID ACTION" in _help("job-control")
 
 
+def test_dead_letters_is_listed_and_failed_its_hidden_old_name():
+    commands = [line.split()[0] for line in _help().splitlines() if line.startswith("  ")]
+    assert "dead-letters" in commands
+    assert "failed" not in commands
+    assert "Usage: naq failed [OPTIONS] COMMAND [ARGS]..." in _help("failed")  # still works
+
+
 def test_version():
     result = invoke("--version")
     assert result.exit_code == 0
@@ -74,8 +81,8 @@ def test_version():
     ("args", "says"),
     [
         (["job-control", "some-id", "frobnicate"], "'frobnicate' is not one of 'cancel', 'pause'"),
-        (["failed", "requeue"], "name job ids, or pass --all"),
-        (["failed", "delete", "a", "--all"], "name job ids, or pass --all"),
+        (["dead-letters", "requeue"], "name job ids, or pass --all"),
+        (["dead-letters", "delete", "a", "--all"], "name job ids, or pass --all"),
         (["worker", "--serializer", "yaml"], "'yaml' is not one of 'pickle', 'json'"),
         (["enqueue", "tests.jobs:add", "--serializer", "yaml"], "'yaml' is not one of"),
         (["list-scheduled", "--status", "bogus"], "'bogus' is not one of 'active', 'paused'"),

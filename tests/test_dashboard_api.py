@@ -36,8 +36,11 @@ async def test_pages_and_assets_are_self_contained(client):
             assert reply.status == 200
             assert "http://" not in reply.text and "https://" not in reply.text  # no CDN
         assert "https://" not in page.text
-        for path in ("/workers", "/schedules", "/failed", "/queues/default", "/jobs/abc"):
+        for path in ("/workers", "/schedules", "/dead-letters", "/queues/default", "/jobs/abc"):
             assert (await http("GET", base + path)).status == 200
+        moved = await http("GET", base + "/failed")  # the old address of the dead letters
+        assert moved.status == 200
+        assert 'data-view="dead-letters"' in moved.text
         found = await http("GET", base + "/search?id=some-job")
         assert found.status == 200  # redirected to the job's page
         assert 'data-arg="some-job"' in found.text
@@ -55,11 +58,15 @@ async def test_overview_queue_and_job(client, nats_url, queue_name):
             assert worker.id in [w["id"] for w in overview["workers"]]
             seen = {j["id"]: j for j in overview["recent"]}
             assert seen[job.id]["status"] == "finished"
-            assert seen[job.id]["func_name"] == "tests.jobs:add"
+            assert seen[job.id]["function"] == "tests.jobs:add"
+            assert "func_name" not in seen[job.id]  # one key per field, as the CLI's
+            assert job.id not in [d["job_id"] for d in overview["dead_letters"]]
+            assert overview["dead_letter_count"] >= len(overview["dead_letters"])
 
             queue = (await http("GET", f"{base}/api/queues/{queue_name}")).json()
             assert queue["queue"]["workers"] == [worker.id]
             assert [j["id"] for j in queue["recent"]] == [job.id]
+            assert queue["dead_letters"] == []
 
             workers = (await http("GET", base + "/api/workers")).json()
             assert worker.id in [w["id"] for w in workers]
@@ -71,6 +78,7 @@ async def test_overview_queue_and_job(client, nats_url, queue_name):
         assert detail["meta"] == {"who": "test"}
         assert detail["attempts"] == 1
         assert [h["status"] for h in detail["history"]][-1] == "finished"
+        assert detail["function"] == "tests.jobs:add"
 
         missing = await http("GET", base + "/api/jobs/no-such-job")
         assert missing.status == 404
@@ -91,7 +99,7 @@ async def test_json_job_shows_args_and_result(nats_url, queue_name):
     assert detail["result"] == 42
 
 
-async def test_failed_job_requeue_and_delete_need_csrf(client, nats_url, queue_name):
+async def test_dead_letter_requeue_and_delete_need_csrf(client, nats_url, queue_name):
     async with running_dashboard(client) as base:
         token = csrf_token((await http("GET", base + "/")).text)
         async with running_worker(nats_url, [queue_name]):
@@ -101,14 +109,20 @@ async def test_failed_job_requeue_and_delete_need_csrf(client, nats_url, queue_n
             assert detail["error"]["type"] == "ValueError"
             assert "kaput" in detail["error"]["traceback"]
 
-            failed = (await http("GET", f"{base}/api/failed?queue={queue_name}")).json()
-            assert [f["job_id"] for f in failed] == [job.id]
-            assert "ValueError: kaput" in failed[0]["reason"]
-            assert "after 1 attempt(s)" in failed[0]["reason"]
-            assert failed[0]["attempts"] == 1  # the runs it had, not the enqueued message's 0
-            assert datetime.fromisoformat(failed[0]["time"]).utcoffset() == timedelta(0)
+            letters = (await http("GET", f"{base}/api/dead-letters?queue={queue_name}")).json()
+            assert [d["job_id"] for d in letters] == [job.id]
+            assert "ValueError: kaput" in letters[0]["reason"]
+            assert "after 1 attempt(s)" in letters[0]["reason"]
+            assert letters[0]["attempts"] == 1  # the runs it had, not the enqueued message's 0
+            assert letters[0]["function"] == "tests.jobs:fail"
+            assert datetime.fromisoformat(letters[0]["time"]).utcoffset() == timedelta(0)
+            old_address = f"{base}/api/failed?queue={queue_name}"  # the API's old name
+            assert (await http("GET", old_address)).json() == letters
+            overview = (await http("GET", base + "/api/overview")).json()
+            assert job.id in [d["job_id"] for d in overview["dead_letters"]]
+            assert overview["dead_letter_count"] >= 1
 
-            url = f"{base}/api/failed/{job.id}/requeue"
+            url = f"{base}/api/dead-letters/{job.id}/requeue"
             assert (await http("POST", url)).status == 403  # no token
             assert (await http("POST", url, {"X-CSRF-Token": "wrong"})).status == 403
             other_origin = {"X-CSRF-Token": token, "Origin": "http://evil.example"}
@@ -121,25 +135,22 @@ async def test_failed_job_requeue_and_delete_need_csrf(client, nats_url, queue_n
             assert reply.json()["job_id"] == job.id
             with pytest.raises(naq.JobFailed):
                 await job.result(timeout=20)  # fails again: the job still raises
-            # Its new dead letter may be there already (then it is requeued once more) or not.
-            if (await http("POST", url, same_origin)).status == 200:
-                with pytest.raises(naq.JobFailed):
-                    await job.result(timeout=20)
+            # The worker stores a dead letter before the record that ends the wait, so the
+            # new one is there now: it is requeued again, as the first was.
+            again = await http("POST", url, same_origin)
+            assert again.status == 200, again.text
+            with pytest.raises(naq.JobFailed):
+                await job.result(timeout=20)
 
-            doomed = (await _dead_letter(client, queue_name)).job_id
-            delete = f"{base}/api/failed/{doomed}/delete"
+            [letter] = await client.dead_letters(queue=queue_name)  # the third run's, alone
+            assert (letter.job_id, letter.attempts) == (job.id, 1)  # attempts start over
+            doomed = letter.job_id
+            delete = f"{base}/api/dead-letters/{doomed}/delete"
             assert (await http("POST", delete, {"X-CSRF-Token": token})).status == 200
             assert (await http("POST", delete, {"X-CSRF-Token": token})).status == 404
+            old_delete = f"{base}/api/failed/{doomed}/delete"  # the old address still acts
+            assert (await http("POST", old_delete, {"X-CSRF-Token": token})).status == 404
         assert await client.dead_letters(queue=queue_name) == []
-
-
-async def _dead_letter(client: naq.Client, queue: str, timeout: float = 20) -> naq.DeadLetter:
-    """The queue's newest dead letter, waited for: a job's final record (which wakes
-    ``result()``) is written after its dead letter, but a requeue may be in flight."""
-    with anyio.fail_after(timeout):
-        while not (letters := await client.dead_letters(queue=queue)):
-            await anyio.sleep(0.05)
-    return letters[-1]
 
 
 async def _until(check, timeout: float = 20) -> None:
@@ -189,6 +200,7 @@ async def test_schedule_pause_resume_cancel(client, queue_name):
         mine = next(s for s in listed if s["id"] == schedule.id)
         assert mine["status"] == "active"
         assert mine["interval"] == 3600
+        assert (mine["function"], mine["one_off"]) == ("tests.jobs:add", False)
 
         api = f"{base}/api/schedules/{schedule.id}"
         for action, status in (("pause", "paused"), ("resume", "active"), ("cancel", "canceled")):

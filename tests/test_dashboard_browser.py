@@ -1,5 +1,5 @@
 """End to end in real headless Chromium: a worker process runs jobs, the overview shows them
-finish, a failed job is requeued from the page and succeeds.
+finish, a dead letter is requeued from the page and succeeds.
 
 The screenshot it takes goes to the test's temporary directory: tests never write into the
 checkout. The README's picture is made on purpose, with
@@ -110,10 +110,14 @@ def test_overview_shows_jobs_finish_and_requeue_from_the_page(
             )
             expect(page.locator(f'tr[data-queue="{queue}"]')).to_be_visible()
 
-            failure = page.locator(f'#failures tr[data-failed="{flaky.id}"]')
-            expect(failure).to_contain_text("RuntimeError: failure 1")
-            failure.locator('button[data-action="requeue"]').click()
-            expect(failure).to_have_count(0)
+            letter = page.locator(f'#dead-letters tr[data-dead-letter="{flaky.id}"]')
+            expect(letter).to_contain_text("RuntimeError: failure 1")
+            page.click('nav a[href="/dead-letters"]')  # the dead letters' own page
+            letter = page.locator(f'tr[data-dead-letter="{flaky.id}"]')
+            expect(letter).to_contain_text("tests.jobs:fail_until")  # its function
+            letter.locator('button[data-action="requeue"]').click()
+            expect(letter).to_have_count(0)
+            page.goto(dashboard_url + "/")
             expect(page.locator(f'#recent tr[data-job="{flaky.id}"]')).to_have_attribute(
                 "data-status", "finished"
             )

@@ -7,11 +7,13 @@ report. They are skipped only when pyright is not installed.
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 import subprocess
 import sys
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -163,3 +165,60 @@ async def test_enqueue_call_refuses_arguments_beside_a_call(client):
 
 def test_call_builds_the_same_call():
     assert naq.call(jobs.add, 1, b=2) == naq.Call(jobs.add, (1,), {"b": 2})
+
+
+# -- the job options, defined once ------------------------------------------------------------
+
+OPTION_METHODS = [
+    naq.Client.enqueue,
+    naq.Client.enqueue_call,
+    naq.Client.enqueue_many,
+    naq.Client.enqueue_at,
+    naq.Client.schedule,
+]
+
+
+@pytest.mark.parametrize("method", OPTION_METHODS, ids=lambda m: m.__name__)
+def test_each_enqueue_method_spells_the_options_as_defined_once(method):
+    """The public methods spell their options out (for editors and ``help()``); each one
+    has the name, keyword-only kind, annotation and default of the one definition."""
+    from naq._client import _Options
+
+    defined = inspect.signature(_Options.build).parameters
+    declared = inspect.signature(method).parameters
+    taken = [name for name in declared if name in defined]
+    assert {"queue", "job_timeout", "retry", "result_ttl", "failure_ttl", "meta"} <= set(taken)
+    for name in taken:
+        assert declared[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+        assert declared[name].annotation == defined[name].annotation, name
+        assert declared[name].default == defined[name].default, name
+
+
+def test_the_options_defaults_are_unset():
+    from naq._client import _Options
+
+    assert _Options.build() == _Options(
+        queue="default",
+        job_timeout=None,
+        retry=None,
+        result_ttl=None,
+        failure_ttl=None,
+        ttl=None,
+        depends_on=(),
+        allow_dependency_failures=False,
+        meta={},
+    )
+
+
+# -- names renamed, old names kept ------------------------------------------------------------
+
+
+def test_job_context_canceled_and_its_old_spelling():
+    from naq._context import JobContext
+    from naq._record import JobRecord, JobStatus
+
+    record = JobRecord("a", "q", "m:f", "json", {}, JobStatus.STARTED, datetime.now(UTC))
+    context = JobContext(record, lambda r: None, {}, lambda f: None)
+    assert (context.canceled, context.cancelled) == (False, False)
+    context._cancel()
+    assert (context.canceled, context.cancelled) == (True, True)

@@ -89,3 +89,7 @@ def sync_api(client: naq_sync.Client) -> None:
         assert_type(events, naq_sync.EventStream)
         for event in events:
             assert_type(event, naq.Event)
+
+
+def inside_a_job() -> None:
+    assert_type(naq.current_job().canceled, bool)

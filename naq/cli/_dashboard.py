@@ -123,7 +123,7 @@ def dashboard(
         ),
     ] = None,
 ) -> None:
-    """Serve the web dashboard: queues, jobs, workers, failures.
+    """Serve the web dashboard: queues, jobs, workers, schedules.
 
     Live views of queues, jobs, workers, schedules and dead letters, with their actions.
     """

@@ -1,7 +1,11 @@
-"""``naq failed list|requeue|delete``: dead letters from the shell."""
+"""``naq dead-letters list|requeue|delete``: dead letters from the shell.
+
+``naq failed ...``, the group's old name, is kept as a hidden alias.
+"""
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated
 
 import typer
@@ -10,16 +14,17 @@ from rich.progress import track
 from .._client import Client
 from .._dead_letters import DeadLetter
 from .._settings import ConnectOptions
+from .._views import dead_letter_view
 from . import app
 from ._common import naq_command, run, usage_error
 from ._help import NaqGroup
 from ._output import Listing, iso, print_json
 
-__all__ = ["failed_app"]
+__all__ = ["dead_letters_app"]
 
-failed_app = typer.Typer(
+dead_letters_app = typer.Typer(
     cls=NaqGroup,
-    help="Dead letters: list, requeue or delete failed jobs.",
+    help="List, requeue or delete dead letters (jobs failed for good).",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -27,18 +32,10 @@ failed_app = typer.Typer(
 QueueOption = Annotated[
     str | None, typer.Option("--queue", metavar="QUEUE", help="Only this queue.")
 ]
+IdsArgument = Annotated[list[str] | None, typer.Argument(metavar="ID...", help="Job ids.")]
+AllOption = Annotated[bool, typer.Option("--all", help="Every dead letter.")]
 
-
-def _as_json(letter: DeadLetter) -> dict[str, object]:
-    record = letter.record
-    return {
-        "job_id": letter.job_id,
-        "queue": letter.queue,
-        "reason": letter.reason,
-        "time": iso(letter.time),
-        "function": record.func_name if record else None,
-        "attempts": letter.attempts,
-    }
+_COLUMNS = ("job_id", "queue", "function", "attempts", "reason", "time")
 
 
 async def _letters(options: ConnectOptions, queue: str | None, limit: int) -> list[DeadLetter]:
@@ -46,8 +43,8 @@ async def _letters(options: ConnectOptions, queue: str | None, limit: int) -> li
         return await client.dead_letters(queue, limit)
 
 
-@naq_command(failed_app, "list")
-def list_failed(
+@naq_command(dead_letters_app, "list")
+def list_dead_letters(
     options: ConnectOptions,
     queue: QueueOption = None,
     limit: Annotated[int, typer.Option(min=1, metavar="N", help="At most this many.")] = 1000,
@@ -56,66 +53,78 @@ def list_failed(
     """List dead letters, oldest first."""
     letters = run(_letters, options, queue, limit)
     if as_json:
-        print_json([_as_json(letter) for letter in letters])
+        print_json([dead_letter_view(letter) for letter in letters])
         return
     table = Listing()
     table.id_column("job id")
-    for column in ("queue", "function", "attempts", "reason", "time"):
+    for column in _COLUMNS[1:]:
         table.text_column(column)
     for letter in letters:
-        row = _as_json(letter)
+        row = dead_letter_view(letter)
         row["time"] = iso(letter.time, seconds=True)
-        table.add_row(*(str(row[k] if row[k] is not None else "-") for k in (
-            "job_id", "queue", "function", "attempts", "reason", "time",
-        )))  # fmt: skip
+        table.add_row(*(str(row[k] if row[k] is not None else "-") for k in _COLUMNS))
     table.print()
     typer.echo(f"{len(letters)} dead letter(s)")
 
 
-def _targets(
-    options: ConnectOptions, ids: list[str] | None, every: bool, queue: str | None
-) -> list[str]:
-    if bool(ids) == every:
-        raise usage_error("name job ids, or pass --all (not both)")
-    if ids:
-        return ids
-    return [letter.job_id for letter in run(_letters, options, queue, 1_000_000)]
+class _Action(enum.Enum):
+    """What ``requeue`` and ``delete`` do to each dead letter, and how they report it."""
+
+    requeue = "requeued {} job(s)"
+    delete = "deleted {} dead letter(s)"
+
+    async def apply(self, client: Client, job_id: str) -> bool:
+        """Act on one dead letter; False when there was none to delete."""
+        if self is _Action.requeue:
+            await client.requeue_dead_letter(job_id)
+            return True
+        return await client.delete_dead_letter(job_id)
 
 
-async def _each(options: ConnectOptions, action: str, job_ids: list[str]) -> int:
+async def _each(options: ConnectOptions, action: _Action, job_ids: list[str]) -> int:
     done = 0
     async with Client(connect_options=options) as client:
-        for job_id in track(job_ids, description=f"{action}...", transient=True):
-            if action == "requeue":
-                await client.requeue_dead_letter(job_id)
-                done += 1
-            elif await client.delete_dead_letter(job_id):
+        for job_id in track(job_ids, description=f"{action.name}...", transient=True):
+            if await action.apply(client, job_id):
                 done += 1
     return done
 
 
-@naq_command(failed_app, "requeue")
-def requeue_failed(
+def _act(
+    action: _Action,
     options: ConnectOptions,
-    job_ids: Annotated[list[str] | None, typer.Argument(metavar="ID...", help="Job ids.")] = None,
-    every: Annotated[bool, typer.Option("--all", help="Every dead letter.")] = False,
+    ids: list[str] | None,
+    every: bool,
+    queue: str | None,
+) -> None:
+    """The body of ``requeue`` and ``delete``: the named dead letters, or ``--all``."""
+    if bool(ids) == every:
+        raise usage_error("name job ids, or pass --all (not both)")
+    targets = ids or [letter.job_id for letter in run(_letters, options, queue, 1_000_000)]
+    typer.echo(action.value.format(run(_each, options, action, targets)))
+
+
+@naq_command(dead_letters_app, "requeue")
+def requeue_dead_letters(
+    options: ConnectOptions,
+    job_ids: IdsArgument = None,
+    every: AllOption = False,
     queue: QueueOption = None,
 ) -> None:
     """Enqueue dead-lettered jobs again (attempts start over)."""
-    targets = _targets(options, job_ids, every, queue)
-    typer.echo(f"requeued {run(_each, options, 'requeue', targets)} job(s)")
+    _act(_Action.requeue, options, job_ids, every, queue)
 
 
-@naq_command(failed_app, "delete")
-def delete_failed(
+@naq_command(dead_letters_app, "delete")
+def delete_dead_letters(
     options: ConnectOptions,
-    job_ids: Annotated[list[str] | None, typer.Argument(metavar="ID...", help="Job ids.")] = None,
-    every: Annotated[bool, typer.Option("--all", help="Every dead letter.")] = False,
+    job_ids: IdsArgument = None,
+    every: AllOption = False,
     queue: QueueOption = None,
 ) -> None:
     """Drop dead letters."""
-    targets = _targets(options, job_ids, every, queue)
-    typer.echo(f"deleted {run(_each, options, 'delete', targets)} dead letter(s)")
+    _act(_Action.delete, options, job_ids, every, queue)
 
 
-app.add_typer(failed_app, name="failed")
+app.add_typer(dead_letters_app, name="dead-letters")
+app.add_typer(dead_letters_app, name="failed", hidden=True)  # the old name, still accepted

@@ -121,7 +121,7 @@ class NaqCommand(TyperCommand):
 
 
 class NaqGroup(TyperGroup):
-    """The ``naq`` app and its ``failed`` group, with plain help."""
+    """The ``naq`` app and its ``dead-letters`` group, with plain help."""
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         self.format_usage(ctx, formatter)

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 import typer
 
 from .._client import Client
-from .._record import JobRecord, JobStatus, encode_record
+from .._record import JobRecord, JobStatus
 from .._settings import ConnectOptions
+from .._views import job_view
 from . import app
 from ._common import SerializerName, check_queues, naq_command, run, usage_error
 from ._output import Listing, iso, print_json
@@ -148,7 +149,7 @@ def job(
     """Show one job: status, attempts, times, result or error."""
     record = run(_fetch, options, job_id)
     if json:
-        print_json(jsonlib.loads(encode_record(record)))
+        print_json(job_view(record))
         return
     table = Listing(show_header=False, title=f"job {record.id}")
     table.id_column("field")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-import attrs
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -15,9 +14,10 @@ from .._client import Client
 from .._heartbeat import WorkerInfo
 from .._settings import ConnectOptions
 from .._time import utcnow
+from .._views import queue_view, worker_view
 from . import app
 from ._common import check_queues, naq_command, run
-from ._output import Listing, console, iso, print_json
+from ._output import Listing, console, print_json
 
 __all__ = ["info", "list_workers", "purge"]
 
@@ -27,13 +27,6 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 def _age(when: datetime) -> str:
     seconds = max(0.0, (utcnow() - when).total_seconds())
     return f"{seconds:.1f}s ago" if seconds < 120 else f"{seconds / 60:.0f}m ago"
-
-
-def _worker_json(w: WorkerInfo) -> dict:
-    data = attrs.asdict(w)
-    data["started_at"] = iso(w.started_at)
-    data["last_heartbeat"] = iso(w.last_heartbeat)
-    return data
 
 
 async def _workers(options: ConnectOptions) -> list[WorkerInfo]:
@@ -55,14 +48,14 @@ def list_workers(
     if queue:
         workers = [w for w in workers if set(queue) & set(w.queues)]
     if json:
-        print_json([_worker_json(w) for w in workers])
+        print_json([worker_view(w) for w in workers])
         return
     if not workers:
         console.print("no live workers")
         return
     table = Listing(title=f"{len(workers)} worker(s)")
     table.id_column("id")
-    for column in ("host", "pid", "queues", "backend"):
+    for column in ("host", "pid", "parent", "queues", "backend"):
         table.text_column(column)
     for column in ("conc.", "running", "done", "failed"):
         table.text_column(column, right=True)
@@ -73,6 +66,7 @@ def list_workers(
             w.id,
             w.host,
             str(w.pid),
+            "" if w.parent is None else str(w.parent),
             ", ".join(w.queues),
             w.backend,
             str(w.concurrency),
@@ -111,8 +105,8 @@ def info(
     if json:
         print_json(
             {
-                "queues": [attrs.asdict(q) for q in queue_infos],
-                "workers": [_worker_json(w) for w in workers],
+                "queues": [queue_view(q) for q in queue_infos],
+                "workers": [worker_view(w) for w in workers],
             }
         )
         return

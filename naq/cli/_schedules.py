@@ -14,6 +14,7 @@ from .._errors import ScheduleNotFound
 from .._scheduler import Scheduler
 from .._schedules import Schedule, ScheduleStatus
 from .._settings import ConnectOptions
+from .._views import schedule_view
 from . import BackendOption, DjangoOption, app, run_until_signalled
 from ._common import Backend, naq_command, run, usage_error
 from ._output import iso
@@ -48,33 +49,13 @@ def schedules_table(schedules: list[Schedule]) -> str:
     )
 
 
-def _as_json(schedule: Schedule) -> dict[str, object]:
-    return {
-        "id": schedule.id,
-        "function": schedule.func_name,
-        "queue": schedule.queue,
-        "schedule": schedule.describe(),
-        "cron": schedule.cron,
-        "interval": schedule.interval,
-        "at": iso(schedule.at),
-        "timezone": schedule.timezone,
-        "repeat": schedule.repeat,
-        "engine": schedule.engine,
-        "next_run": iso(schedule.next_run),
-        "status": schedule.status.value,
-        "runs": schedule.runs,
-        "last_job_id": schedule.last_job_id,
-        "delayed_job": schedule.one_off,
-    }
-
-
 async def _list_scheduled(
     options: ConnectOptions, status: ScheduleStatus | None, queue: str | None, as_json: bool
 ) -> str:
     async with Client(connect_options=options) as client:
         schedules = await client.list_schedules(status=status, queue=queue)
     if as_json:
-        return json.dumps([_as_json(s) for s in schedules], indent=2)
+        return json.dumps([schedule_view(s) for s in schedules], indent=2)
     return schedules_table(schedules)
 
 

@@ -24,13 +24,13 @@ from .._admin import Admin
 from .._client import Client
 from .._errors import JobNotFound, NaqError, ScheduleNotFound
 from .._settings import ConnectOptions
-from ._data import (
-    dead_letter_json,
-    job_json,
-    job_summary,
-    queue_json,
-    schedule_json,
-    worker_json,
+from .._views import (
+    dead_letter_view,
+    job_summary_view,
+    job_view,
+    queue_view,
+    schedule_view,
+    worker_view,
 )
 from ._recent import RecentJobs
 from ._security import BasicAuth, csrf_problem
@@ -38,7 +38,7 @@ from ._security import BasicAuth, csrf_problem
 __all__ = ["create_app"]
 
 _HERE = Path(__file__).parent
-_FAILURES_ON_OVERVIEW = 20
+_DEAD_LETTERS_ON_OVERVIEW = 20
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -108,6 +108,12 @@ def create_app(
 
         return render
 
+    def moved(to: str) -> Handler:
+        async def redirect(request: Request) -> Response:
+            return RedirectResponse(to, status_code=308)
+
+        return redirect
+
     async def search(request: Request) -> Response:
         job_id = request.query_params.get("id", "").strip()
         if not job_id:
@@ -121,22 +127,22 @@ def create_app(
         admin = Admin(client)
         queues = await admin.queues()
         workers = await admin.workers()
-        failures = await client.dead_letters()
+        letters = await client.dead_letters()
         return JSONResponse(
             {
-                "queues": [queue_json(q) for q in queues],
-                "workers": [worker_json(w) for w in workers],
-                "failures": [dead_letter_json(d) for d in reversed(failures)][
-                    :_FAILURES_ON_OVERVIEW
+                "queues": [queue_view(q) for q in queues],
+                "workers": [worker_view(w) for w in workers],
+                "dead_letters": [dead_letter_view(d) for d in reversed(letters)][
+                    :_DEAD_LETTERS_ON_OVERVIEW
                 ],
-                "failure_count": len(failures),
-                "recent": [job_summary(r) for r in state.recent.list()],
+                "dead_letter_count": len(letters),
+                "recent": [job_summary_view(r) for r in state.recent.list()],
             }
         )
 
     async def api_queues(request: Request) -> Response:
         queues = await Admin(state.connected).queues()
-        return JSONResponse([queue_json(q) for q in queues])
+        return JSONResponse([queue_view(q) for q in queues])
 
     async def api_queue(request: Request) -> Response:
         name = request.path_params["name"]
@@ -146,22 +152,22 @@ def create_app(
         except NaqError as exc:
             raise HTTPException(400, str(exc)) from None
         info = (
-            queue_json(found[0])
+            queue_view(found[0])
             if found
             else {"name": name, "pending": 0, "in_progress": 0, "throughput": 0, "workers": []}
         )
-        failures = await client.dead_letters(queue=name)
+        letters = await client.dead_letters(queue=name)
         return JSONResponse(
             {
                 "queue": info,
-                "failures": [dead_letter_json(d) for d in reversed(failures)],
-                "recent": [job_summary(r) for r in state.recent.list(queue=name)],
+                "dead_letters": [dead_letter_view(d) for d in reversed(letters)],
+                "recent": [job_summary_view(r) for r in state.recent.list(queue=name)],
             }
         )
 
     async def api_workers(request: Request) -> Response:
         workers = await Admin(state.connected).workers()
-        return JSONResponse([worker_json(w) for w in workers])
+        return JSONResponse([worker_view(w) for w in workers])
 
     async def api_job(request: Request) -> Response:
         job_id = request.path_params["job_id"]
@@ -172,19 +178,19 @@ def create_app(
         except NaqError as exc:
             raise HTTPException(400, str(exc)) from None
         assert job.record is not None
-        return JSONResponse(job_json(job.record))
+        return JSONResponse(job_view(job.record))
 
-    async def api_failed(request: Request) -> Response:
+    async def api_dead_letters(request: Request) -> Response:
         queue = request.query_params.get("queue") or None
         try:
             letters = await state.connected.dead_letters(queue=queue)
         except NaqError as exc:
             raise HTTPException(400, str(exc)) from None
-        return JSONResponse([dead_letter_json(d) for d in reversed(letters)])
+        return JSONResponse([dead_letter_view(d) for d in reversed(letters)])
 
     async def api_schedules(request: Request) -> Response:
         schedules = await state.connected.list_schedules()
-        return JSONResponse([schedule_json(s) for s in schedules])
+        return JSONResponse([schedule_view(s) for s in schedules])
 
     # -- actions (POST + CSRF token) --------------------------------------------------
 
@@ -218,7 +224,7 @@ def create_app(
     def schedule_action(name: str) -> Callable[[Client, str], Awaitable[dict[str, Any]]]:
         async def run(client: Client, schedule_id: str) -> dict[str, Any]:
             schedule = await getattr(client, f"{name}_schedule")(schedule_id)
-            return {"schedule": schedule_json(schedule)}
+            return {"schedule": schedule_view(schedule)}
 
         return run
 
@@ -234,7 +240,8 @@ def create_app(
         Route("/jobs/{arg}", page("job", "Job"), name="job_page"),
         Route("/workers", page("workers", "Workers"), name="workers_page"),
         Route("/schedules", page("schedules", "Schedules"), name="schedules_page"),
-        Route("/failed", page("failed", "Failed jobs"), name="failed_page"),
+        Route("/dead-letters", page("dead-letters", "Dead letters"), name="dead_letters_page"),
+        Route("/failed", moved("/dead-letters")),  # the old name of that page
         Route("/search", search),
         Route("/api/overview", api_overview),
         Route("/api/queues", api_queues),
@@ -242,9 +249,15 @@ def create_app(
         Route("/api/workers", api_workers),
         Route("/api/jobs/{job_id}", api_job),
         Route("/api/jobs/{job_id}/cancel", action(cancel_job, "job_id"), methods=["POST"]),
-        Route("/api/failed", api_failed),
-        Route("/api/failed/{job_id}/requeue", action(requeue, "job_id"), methods=["POST"]),
-        Route("/api/failed/{job_id}/delete", action(delete, "job_id"), methods=["POST"]),
+        *(
+            route
+            for prefix in ("/api/dead-letters", "/api/failed")  # /api/failed: the old name
+            for route in (
+                Route(prefix, api_dead_letters),
+                Route(f"{prefix}/{{job_id}}/requeue", action(requeue, "job_id"), methods=["POST"]),
+                Route(f"{prefix}/{{job_id}}/delete", action(delete, "job_id"), methods=["POST"]),
+            )
+        ),
         Route("/api/schedules", api_schedules),
         *(
             Route(

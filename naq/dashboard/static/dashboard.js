@@ -86,21 +86,21 @@
   function jobsTable(jobs) {
     return table(["Job", "Queue", "Function", "Status", "Attempts#", "Progress", "Enqueued"],
       jobs.map((j) => h("tr", { "data-job": j.id, "data-status": j.status },
-        h("td", {}, jobLink(j.id)), h("td", {}, queueLink(j.queue)), h("td", {}, h("code", {}, j.func_name)),
+        h("td", {}, jobLink(j.id)), h("td", {}, queueLink(j.queue)), h("td", {}, h("code", {}, j.function)),
         h("td", {}, badge(j.status)), num(j.attempts),
         h("td", {}, j.progress === null ? "" : h("progress", { max: 1, value: j.progress })),
         h("td", {}, when(j.enqueued_at)))),
       "No job seen since the dashboard started.");
   }
-  function failuresTable(letters) {
+  function deadLettersTable(letters) {
     return table(["Job", "Queue", "Function", "Reason", "Attempts#", "When", ""],
-      letters.map((d) => h("tr", { "data-failed": d.job_id }, h("td", {}, jobLink(d.job_id)),
-        h("td", {}, queueLink(d.queue)), h("td", {}, h("code", {}, d.func_name || "?")),
+      letters.map((d) => h("tr", { "data-dead-letter": d.job_id }, h("td", {}, jobLink(d.job_id)),
+        h("td", {}, queueLink(d.queue)), h("td", {}, h("code", {}, d.function || "?")),
         h("td", {}, d.reason), num(d.attempts === null ? "?" : d.attempts), h("td", {}, when(d.time)),
-        h("td", {}, actionButton("Requeue", "/api/failed/" + enc(d.job_id) + "/requeue"), " ",
-          actionButton("Delete", "/api/failed/" + enc(d.job_id) + "/delete",
+        h("td", {}, actionButton("Requeue", "/api/dead-letters/" + enc(d.job_id) + "/requeue"), " ",
+          actionButton("Delete", "/api/dead-letters/" + enc(d.job_id) + "/delete",
             { danger: true, confirm: "Delete the dead letter of job " + d.job_id + "?" })))),
-      "No failed jobs.");
+      "No dead letters.");
   }
   function schedulesTable(schedules) {
     return table(["Schedule", "Queue", "Function", "Trigger", "Status", "Runs#", "Next run", "Last job", ""],
@@ -109,7 +109,7 @@
         const trigger = s.cron ? "cron " + s.cron : s.interval ? "every " + s.interval + " s" : "at " + when(s.at);
         const final = s.status === "completed" || s.status === "canceled";
         return h("tr", { "data-schedule": s.id }, h("td", {}, h("code", {}, s.id)), h("td", {}, queueLink(s.queue)),
-          h("td", {}, h("code", {}, s.func_name)), h("td", {}, trigger), h("td", {}, badge(s.status)),
+          h("td", {}, h("code", {}, s.function)), h("td", {}, trigger), h("td", {}, badge(s.status)),
           num(s.runs), h("td", {}, when(s.next_run)), h("td", {}, s.last_job_id ? jobLink(s.last_job_id) : "—"),
           h("td", {}, final ? "" : [
             s.status === "paused" ? actionButton("Resume", base + "resume") : actionButton("Pause", base + "pause"),
@@ -118,7 +118,7 @@
   }
   function jobDetail(j) {
     const rows = [
-      ["Status", badge(j.status)], ["Queue", queueLink(j.queue)], ["Function", h("code", {}, j.func_name)],
+      ["Status", badge(j.status)], ["Queue", queueLink(j.queue)], ["Function", h("code", {}, j.function)],
       ["Args", h("code", {}, typeof j.args === "string" ? j.args : json(j.args))],
       ["Kwargs", h("code", {}, typeof j.kwargs === "string" ? j.kwargs : json(j.kwargs))],
       ["Serializer", j.serializer], ["Attempts", j.attempts + " of " + j.max_attempts],
@@ -149,17 +149,17 @@
         h("div", { class: "card" }, h("b", { id: "total-running" }, d.queues.reduce((a, q) => a + q.in_progress, 0)), "in progress"),
         h("div", { class: "card" }, h("b", {}, d.queues.reduce((a, q) => a + q.throughput, 0).toFixed(2)), "jobs/s (1 min)"),
         h("div", { class: "card" }, h("b", {}, d.workers.length), "workers"),
-        h("div", { class: "card" }, h("b", { id: "failure-count" }, d.failure_count), "failed")),
+        h("div", { class: "card" }, h("b", { id: "dead-letter-count" }, d.dead_letter_count), "dead letters")),
       h("h2", {}, "Queues"), queuesTable(d.queues),
       h("h2", {}, "Recent jobs"), h("div", { id: "recent" }, jobsTable(d.recent)),
-      h("h2", {}, "Recent failures"), h("div", { id: "failures" }, failuresTable(d.failures)),
+      h("h2", {}, "Recent dead letters"), h("div", { id: "dead-letters" }, deadLettersTable(d.dead_letters)),
       h("h2", {}, "Workers"), workersTable(d.workers)]],
     queue: ["/api/queues/" + enc(arg), (d) => [queuesTable([d.queue]),
-      h("h2", {}, "Recent jobs"), jobsTable(d.recent), h("h2", {}, "Failed jobs"), failuresTable(d.failures)]],
+      h("h2", {}, "Recent jobs"), jobsTable(d.recent), h("h2", {}, "Dead letters"), deadLettersTable(d.dead_letters)]],
     job: ["/api/jobs/" + enc(arg), jobDetail],
     workers: ["/api/workers", workersTable],
     schedules: ["/api/schedules", schedulesTable],
-    failed: ["/api/failed", failuresTable],
+    "dead-letters": ["/api/dead-letters", deadLettersTable],
   };
 
   let timer = null;
