@@ -9,8 +9,10 @@ worker lives; a killed worker's messages are redelivered after the ack wait.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -25,6 +27,7 @@ from ._heartbeat import WorkerStats, heartbeat_loop
 from ._hooks import JobHooks, WorkerHooks, combine_hooks, run_shutdown, run_startup
 from ._job_threads import JobThreads
 from ._lifecycle import dependency_results, jobs_ended
+from ._processes._memory import check_memory_limit, rss_mib
 from ._record import JobRecord
 from ._runner import JobRunner, StartedJob, Update, settlements
 from ._scheduling import claim_fired_run
@@ -40,6 +43,8 @@ from ._transport import Delivery, check_queue_name
 __all__ = ["Worker"]
 
 _SETTLE_BATCH = 512
+MEMORY_CHECK_INTERVAL = 0.1
+"""Seconds between RSS reads for ``max_memory_mib`` (read when a job ends, at most this often)."""
 
 
 class Worker:
@@ -64,6 +69,11 @@ class Worker:
     are released by the ones it runs, and returns once its queues and itself are idle.
     ``hooks`` (a :class:`naq.WorkerHooks`, or several, nested in order) run at startup and
     shutdown and around every job.
+    ``max_jobs`` and ``max_memory_mib`` make the worker stop taking jobs once it took that
+    many jobs, or once its RSS, read when a job ends, is over that many MiB (Linux): it
+    finishes the running ones and ``run`` returns, as a burst ends, with ``limit_reached``
+    saying why (``naq worker --max-jobs-per-child`` then replaces the process). ``parent``
+    is the pid of the process supervising this worker, shown by ``naq list-workers``.
     """
 
     def __init__(
@@ -85,6 +95,9 @@ class Worker:
         replicas: int | None = None,
         sync_threads: int | None = None,
         hooks: WorkerHooks | Sequence[WorkerHooks] | None = None,
+        max_jobs: int | None = None,
+        max_memory_mib: float | None = None,
+        parent: int | None = None,
     ) -> None:
         if isinstance(queues, str):
             queues = [queues]
@@ -96,6 +109,15 @@ class Worker:
             raise ConfigurationError(f"ack_wait must be >= 1 second, got {ack_wait}")
         if heartbeat_interval <= 0:
             raise ConfigurationError(f"heartbeat_interval must be > 0, got {heartbeat_interval}")
+        if max_jobs is not None and (isinstance(max_jobs, bool) or max_jobs < 1):
+            raise ConfigurationError(f"max_jobs must be >= 1, got {max_jobs!r}")
+        self.max_memory_mib = check_memory_limit(max_memory_mib)
+        self.max_jobs = max_jobs
+        self.parent = parent
+        self.limit_reached: str | None = None
+        """Why the worker stopped taking jobs, when ``max_jobs`` or ``max_memory_mib`` did it."""
+        self._job_budget = max_jobs  # jobs it may still fetch (None: no limit)
+        self._memory_checked = -math.inf
         self.sync_threads = default_sync_threads(sync_threads, concurrency)
         self.queues = [check_queue_name(q) for q in queues]
         self.connect_options = resolve_connect_options(url, connect_options)
@@ -231,11 +253,23 @@ class Worker:
         reserved = 0
         while True:
             if reserved == 0:
+                if self._job_budget == 0:
+                    self._reach_limit(f"took {self.max_jobs} job(s) (max_jobs)")
                 if self._stop_requested or not await self._wait_for_slot(slots):
                     return
+                if self._stop_requested or self._job_budget == 0:
+                    slots.release()  # stopped (or another queue took the last job) meanwhile
+                    continue
+                self._take_budget()
                 reserved = 1
-            while not self._stop_requested and reserved < self.concurrency and slots.value > 0:
+            while (
+                not self._stop_requested
+                and reserved < self.concurrency
+                and slots.value > 0
+                and self._job_budget != 0
+            ):
                 slots.acquire_nowait()
+                self._take_budget()
                 reserved += 1
             try:
                 deliveries, owed = await connection.call(
@@ -251,9 +285,31 @@ class Worker:
                 dispatch.put((delivery, queue))
             for _ in range(reserved - owed):
                 slots.release()
+                if self._job_budget is not None:
+                    self._job_budget += 1  # asked for, not delivered: may be fetched again
             reserved = min(reserved, owed)
             if self.burst and not deliveries and not owed and not self._in_flight:
                 return  # burst: this queue is empty and nothing runs that could add to it
+
+    def _take_budget(self) -> None:
+        if self._job_budget is not None:
+            self._job_budget -= 1
+
+    def _reach_limit(self, reason: str) -> None:
+        """Stop taking jobs because of ``max_jobs``/``max_memory_mib``; running ones finish."""
+        if self.limit_reached is None:
+            self.limit_reached = reason
+            logger.info("worker {} stops taking jobs: {}; running jobs finish", self.id, reason)
+        self.stop()
+
+    def _check_memory(self, limit: float) -> None:
+        now = time.monotonic()
+        if now - self._memory_checked < MEMORY_CHECK_INTERVAL:
+            return
+        self._memory_checked = now
+        rss = rss_mib()
+        if rss > limit:
+            self._reach_limit(f"RSS {rss:.0f} MiB is over {limit:g} MiB (max_memory_mib)")
 
     async def _wait_for_slot(self, slots: anyio.Semaphore) -> bool:
         """Take one slot; False when :meth:`stop` interrupted the wait."""
@@ -304,6 +360,8 @@ class Worker:
     def _job_ended(self, queue: str, update: Update, updates: BatchQueue[Update]) -> None:
         self.stats.job_ended(queue, ok=update.nak_delay is None and update.dead_reason is None)
         updates.put(update)
+        if self.max_memory_mib is not None:
+            self._check_memory(self.max_memory_mib)
 
     async def _settle_loop(self, updates: BatchQueue[Update]) -> None:
         connection = self._connection
@@ -377,6 +435,7 @@ class Worker:
             interval=self.heartbeat_interval,
             stats=self.stats,
             stopping=lambda: self._stop_requested,
+            parent=self.parent,
             task_status=task_status,
         )
 

@@ -9,19 +9,30 @@ every command the same connection and logging options and the same one-line erro
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import anyio
 import typer
+from anyio.abc import TaskStatus
 from loguru import logger
 
 from .. import __version__
 from .._errors import NaqError
+from .._processes import (
+    RECYCLE_EXIT_CODE,
+    Supervisor,
+    SupervisorLink,
+    naq_worker_command,
+    parameters_argv,
+    run_child,
+)
 from .._scheduler import Scheduler
 from .._settings import ConnectOptions
 from .._worker import Worker
@@ -121,14 +132,58 @@ HeartbeatOption = Annotated[
     ),
 ]
 BackendOption = Annotated[Backend, typer.Option(envvar="NAQ_BACKEND", help="Event loop to run on.")]
+ProcessesOption = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        metavar="N",
+        envvar="NAQ_PROCESSES",
+        help="Worker processes, run and replaced by a supervisor (1: this process is the worker).",
+    ),
+]
+MaxJobsOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        metavar="N",
+        envvar="NAQ_MAX_JOBS_PER_CHILD",
+        help="A worker process that took N jobs finishes them, exits and is replaced.",
+    ),
+]
+MaxMemoryOption = Annotated[
+    float | None,
+    typer.Option(
+        min=1,
+        metavar="MIB",
+        envvar="NAQ_MAX_MEMORY_PER_CHILD",
+        help="A worker process whose RSS is over MIB after a job finishes its running jobs, "
+        "exits and is replaced (Linux).",
+    ),
+]
+ReloadOption = Annotated[
+    bool,
+    typer.Option(
+        "--reload",
+        envvar="NAQ_RELOAD",
+        help="Restart the worker processes when a .py file under --path changes "
+        "(needs the reload extra).",
+    ),
+]
+SUPERVISOR_OPTIONS = frozenset({"processes", "reload", "name"})
+"""Options the supervisor itself uses, not passed on to its worker processes."""
 DEFAULT_GRACE = 25.0
 """Fits inside Kubernetes' default 30 s between SIGTERM and SIGKILL."""
 
 
-async def run_until_signalled(worker: Worker | Scheduler, grace: float = DEFAULT_GRACE) -> None:
+async def run_until_signalled(
+    worker: Worker | Scheduler,
+    grace: float = DEFAULT_GRACE,
+    *,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
     """Run the worker; the first SIGINT/SIGTERM stops it gracefully (running jobs get
     ``grace`` seconds), a second stops it at once. Either way unfinished jobs are handed
-    back for immediate redelivery."""
+    back for immediate redelivery. ``task_status`` is the worker's (started once it consumes)."""
     async with anyio.create_task_group() as tg:
 
         async def watch_signals() -> None:
@@ -150,11 +205,11 @@ async def run_until_signalled(worker: Worker | Scheduler, grace: float = DEFAULT
 
         worker_stopping: list[bool] = []
         tg.start_soon(watch_signals)
-        await worker.run()
+        await worker.run(task_status=task_status)
         tg.cancel_scope.cancel()
 
 
-def _exit_without_waiting_for_job_threads() -> None:
+def _exit_without_waiting_for_job_threads(code: int = 0) -> None:
     """End the process now if threads are left (sync jobs cancelled at the grace deadline).
 
     Python cannot stop a thread, and the interpreter would wait for it at exit; but its job
@@ -165,11 +220,41 @@ def _exit_without_waiting_for_job_threads() -> None:
         logger.complete()
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(code)
+
+
+def supervised(
+    processes: int, reload: bool, max_jobs: int | None, max_memory: float | None
+) -> bool:
+    """Whether a command runs its workers as supervised processes: more than one, reloading,
+    or recycled by a per-child limit (which only a supervisor can replace)."""
+    return processes > 1 or reload or max_jobs is not None or max_memory is not None
+
+
+def child_command(base: Sequence[str], name: str | None) -> functools.partial[list[str]]:
+    """The command of the supervisor's worker process in slot ``k``: ``base``, named
+    ``NAME-k`` when the supervisor was given ``--name``."""
+    return functools.partial(_child_argv, list(base), name)
+
+
+def _child_argv(base: list[str], name: str | None, slot: int) -> list[str]:
+    return base if name is None else [*base, "--name", f"{name}-{slot}"]
+
+
+def _run_worker(w: Worker, grace: float, backend: str, link: SupervisorLink | None) -> int:
+    """Run ``w`` until signalled (as a supervised child when ``link`` is its supervisor's);
+    the exit code: ``RECYCLE_EXIT_CODE`` when it stopped at its job or memory limit."""
+    if link is None:
+        run(run_until_signalled, w, grace, backend=backend)
+    else:
+        serve = functools.partial(run_until_signalled, w, grace)
+        run(run_child, serve, functools.partial(w.stop, grace), link, backend=backend)
+    return RECYCLE_EXIT_CODE if w.limit_reached is not None else 0
 
 
 @naq_command(app)
 def worker(
+    ctx: typer.Context,
     options: ConnectOptions,
     queues: QueuesArgument = None,
     backend: BackendOption = Backend.asyncio,
@@ -210,13 +295,31 @@ def worker(
     hooks: HooksOption = None,
     django: DjangoOption = None,
     flask: FlaskOption = None,
+    processes: ProcessesOption = 1,
+    max_jobs_per_child: MaxJobsOption = None,
+    max_memory_per_child: MaxMemoryOption = None,
+    reload: ReloadOption = False,
 ) -> None:
     """Run a worker on QUEUES (default: default).
 
     Env NAQ_SIGNING_KEY makes it refuse pickled jobs not signed with that key.
+    With --processes N (or --reload, or a per-child limit) a supervisor runs the workers
+    as processes, replaces any that exit, and stops them all on SIGTERM/SIGINT.
     """
     from .._integrations import connect_options_after_setup, prepare_worker
 
+    link = SupervisorLink.from_environment()  # set when a supervisor started this process
+    if link is None and supervised(processes, reload, max_jobs_per_child, max_memory_per_child):
+        base = naq_worker_command() + parameters_argv(ctx, skip=SUPERVISOR_OPTIONS)
+        supervisor = Supervisor(
+            child_command(base, name),
+            processes=processes,
+            grace=grace,
+            burst=burst,
+            reload_path=path if reload else None,
+        )
+        run(supervisor.run)
+        return
     sys.path.insert(0, str(path.resolve()))
     worker_hooks = prepare_worker(hooks=hooks or (), django=django, flask=flask)
     options = connect_options_after_setup(options)
@@ -232,9 +335,14 @@ def worker(
         name=name,
         burst=burst,
         allowed_modules=allow or None,
+        max_jobs=max_jobs_per_child,
+        max_memory_mib=max_memory_per_child,
+        parent=link.parent if link is not None else None,
     )
-    run(run_until_signalled, w, grace, backend=backend.value)
-    _exit_without_waiting_for_job_threads()
+    code = _run_worker(w, grace, backend.value, link)
+    _exit_without_waiting_for_job_threads(code)
+    if code:
+        raise typer.Exit(code)
 
 
 @naq_command(app, connects=False)

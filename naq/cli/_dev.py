@@ -5,6 +5,10 @@ checked (``EmbeddedServer``), and the dashboard's socket is bound first, on
 ``NAQ_DASHBOARD_PORT`` (default 8080) or, when that port is taken, on a free one, so the
 address shown is the dashboard's own. The example commands name this interpreter by its
 full path, so they work from another terminal without an activated virtual environment.
+
+With ``--processes N`` (or ``--reload``, or a per-child limit) the workers are ``naq worker``
+processes under a supervisor (see ``naq._processes``), connected to the embedded server; the
+server and the dashboard stay in this process.
 """
 
 from __future__ import annotations
@@ -19,20 +23,27 @@ from typing import Annotated
 import anyio
 import typer
 
+from .._processes import Supervisor, naq_worker_command, parameters_argv
 from .._worker import Worker
 from ..server import EmbeddedServer
 from . import (
+    SUPERVISOR_OPTIONS,
     ConcurrencyOption,
     DjangoOption,
     FlaskOption,
     GraceOption,
     HeartbeatOption,
     HooksOption,
+    MaxJobsOption,
+    MaxMemoryOption,
+    ProcessesOption,
     QueuesArgument,
+    ReloadOption,
     SyncThreadsOption,
     _exit_without_waiting_for_job_threads,
     app,
     run_until_signalled,
+    supervised,
 )
 from ._common import naq_command, run
 
@@ -82,6 +93,22 @@ async def _dev_services(worker: Worker, grace: float, dashboard: DevDashboard | 
         stop.set()
 
 
+async def _dev_supervised(supervisor: Supervisor, url: str, dashboard: DevDashboard | None) -> None:
+    """``naq dev`` with worker processes: the supervisor handles the signals."""
+    if dashboard is None:
+        await supervisor.run()
+        return
+    from ._dashboard import dev_dashboard
+
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(dev_dashboard, url, dashboard.sock, stop)
+        try:
+            await supervisor.run()
+        finally:
+            stop.set()
+
+
 def try_it_lines(url: str) -> list[str]:
     """Commands to paste into another terminal: this interpreter by its full path."""
     enqueue = "import naq_sync; print(naq_sync.enqueue('operator:add', 1, 2).result(timeout=5))"
@@ -92,8 +119,13 @@ def try_it_lines(url: str) -> list[str]:
     ]
 
 
+_DEV_ONLY = frozenset({"port", "store_dir"})
+"""``naq dev`` options its worker processes do not take."""
+
+
 @naq_command(app, connects=False)
 def dev(
+    ctx: typer.Context,
     queues: QueuesArgument = None,
     port: Annotated[
         int, typer.Option(metavar="PORT", help="Port for the embedded server (-1: any).")
@@ -108,6 +140,10 @@ def dev(
     hooks: HooksOption = None,
     django: DjangoOption = None,
     flask: FlaskOption = None,
+    processes: ProcessesOption = 1,
+    max_jobs_per_child: MaxJobsOption = None,
+    max_memory_per_child: MaxMemoryOption = None,
+    reload: ReloadOption = False,
 ) -> None:
     """Run nats-server, a worker and the dashboard together.
 
@@ -118,32 +154,52 @@ def dev(
     from .._integrations import prepare_worker
     from ._dashboard import dev_dashboard_port
 
-    sys.path.insert(0, str(Path(".").resolve()))
-    worker_hooks = prepare_worker(hooks=hooks or (), django=django, flask=flask)
+    supervisor: Supervisor | None = None
+    if supervised(processes, reload, max_jobs_per_child, max_memory_per_child):
+        names = queues or ["default"]
+        child = parameters_argv(
+            ctx, skip=SUPERVISOR_OPTIONS | _DEV_ONLY, only_given=False, values={"queues": names}
+        )
+        supervisor = Supervisor(
+            lambda slot: naq_worker_command() + child,  # the URL comes from NAQ_NATS_URL
+            processes=processes,
+            grace=grace,
+            reload_path=Path(".") if reload else None,
+        )
+        worker_hooks = None
+    else:
+        sys.path.insert(0, str(Path(".").resolve()))
+        worker_hooks = prepare_worker(hooks=hooks or (), django=django, flask=flask)
     with EmbeddedServer(port=port, store_dir=store_dir) as embedded:
         os.environ["NAQ_NATS_URL"] = embedded.url
         names = queues or ["default"]
         dashboard = bind_dev_dashboard(dev_dashboard_port())
         typer.echo(f"naq dev: nats-server at {embedded.url} (data in {store_dir})")
+        workers = "worker" if supervisor is None else f"{processes} worker process(es)"
         typer.echo(
-            f"naq dev: worker on {', '.join(names)} (concurrency {concurrency}); "
+            f"naq dev: {workers} on {', '.join(names)} (concurrency {concurrency}); "
             "other queues: naq dev QUEUE..."
         )
+        if reload:
+            typer.echo("naq dev: restarting the workers when a .py file here changes")
         if dashboard is not None:
             typer.echo(f"naq dev: dashboard at {dashboard.url}{dashboard.note}")
         typer.echo("naq dev: Ctrl-C stops everything")
         for line in try_it_lines(embedded.url):
             typer.echo(line)
-        w = Worker(
-            names,
-            url=embedded.url,
-            concurrency=concurrency,
-            sync_threads=sync_threads,
-            heartbeat_interval=heartbeat_interval,
-            hooks=worker_hooks,
-        )
         try:
-            run(_dev_services, w, grace, dashboard)
+            if supervisor is not None:
+                run(_dev_supervised, supervisor, embedded.url, dashboard)
+            else:
+                w = Worker(
+                    names,
+                    url=embedded.url,
+                    concurrency=concurrency,
+                    sync_threads=sync_threads,
+                    heartbeat_interval=heartbeat_interval,
+                    hooks=worker_hooks,
+                )
+                run(_dev_services, w, grace, dashboard)
         finally:
             if dashboard is not None:
                 dashboard.sock.close()  # a no-op once the dashboard took it over
