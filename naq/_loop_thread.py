@@ -8,7 +8,6 @@ loop or sockets), and, being a daemon thread, never keeps the interpreter from e
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
@@ -17,23 +16,21 @@ from typing import Any, Generic, TypeVar
 import anyio
 from anyio.from_thread import BlockingPortal
 
+from ._per_process import PerProcess
+
 __all__ = ["LoopCall", "shared_loop", "shared_portal"]
 
 T = TypeVar("T")
 
-_lock = threading.Lock()
-_running: tuple[BlockingPortal, asyncio.AbstractEventLoop] | None = None
-_owner_pid: int | None = None
-
 
 def shared_portal() -> BlockingPortal:
     """The process's loop-thread portal, started on first use (and again after a fork)."""
-    return _loop_thread()[0]
+    return _loop_thread.get()[0]
 
 
 def shared_loop() -> asyncio.AbstractEventLoop:
     """The asyncio loop of that thread, for ``asyncio.run_coroutine_threadsafe``."""
-    return _loop_thread()[1]
+    return _loop_thread.get()[1]
 
 
 class LoopCall(Generic[T]):
@@ -71,18 +68,6 @@ class LoopCall(Generic[T]):
         return self._task.result()
 
 
-def _loop_thread() -> tuple[BlockingPortal, asyncio.AbstractEventLoop]:
-    global _running, _owner_pid
-    running, pid = _running, os.getpid()
-    if running is not None and _owner_pid == pid:
-        return running
-    with _lock:
-        if _running is None or _owner_pid != pid:
-            _running = _start_loop_thread()
-            _owner_pid = pid
-        return _running
-
-
 def _start_loop_thread() -> tuple[BlockingPortal, asyncio.AbstractEventLoop]:
     ready: Future[tuple[BlockingPortal, asyncio.AbstractEventLoop]] = Future()
 
@@ -103,12 +88,4 @@ def _start_loop_thread() -> tuple[BlockingPortal, asyncio.AbstractEventLoop]:
     return ready.result()
 
 
-def _reset_after_fork() -> None:
-    # The child has no loop thread and must not use the parent's lock state either.
-    global _lock, _running, _owner_pid
-    _lock = threading.Lock()
-    _running = None
-    _owner_pid = None
-
-
-os.register_at_fork(after_in_child=_reset_after_fork)
+_loop_thread = PerProcess(_start_loop_thread)

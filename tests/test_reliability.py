@@ -30,12 +30,28 @@ from naq._transport import names
 from naq.server import EmbeddedServer
 from tests import jobs
 from tests._cluster import LocalCluster
-from tests._memory import peak_rss_kib
+from tests._memory import peak_rss_kib, rss_kib
 from tests.conftest import ROOT, start_worker_process
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 FINISHED = naq.JobStatus.FINISHED
+WARM = 20_000
+"""Jobs the backlog's worker processes before its memory is first measured (warmed up)."""
+GROWTH_BOUND_MIB = 48
+"""How much the backlog's worker may grow from WARM jobs to 100,000 (0.6 KiB a job).
+
+Measured here (2 shared cores): 15, 25 and 29 MiB, so this holds with room; a worker that kept
+each job's record (a decoded finished record takes about 1.4 KiB) would grow about 110 MiB.
+"""
+FLAT_MIB = 6
+"""The growth of a worker that keeps nothing per job: jobs in flight and allocator noise."""
+CLUSTER_CONCURRENCY = 20
+"""The cluster test's worker: at most this many jobs run at once."""
+
+
+class WorkerMemoryGrows(AssertionError):
+    """The known limit the backlog test is marked with: RSS grows with the jobs processed."""
 
 
 @pytest.fixture
@@ -81,6 +97,12 @@ async def _dead_letter_count(client: naq.Client, queue: str) -> int:
     return await connection.call(connection.transport.dead_letter_count, queue)
 
 
+def _id(call: naq.Call) -> str:
+    """The explicit job id of a call: enqueueing again what was not confirmed needs it."""
+    assert call.job_id is not None, "enqueueing again needs an explicit job id"
+    return call.job_id
+
+
 async def _enqueue_all(
     client: naq.Client, queue: str, calls: Sequence[naq.Call], timeout: float = 60
 ) -> tuple[list[naq.Job], int]:
@@ -103,14 +125,14 @@ async def _enqueue_all(
                 failed = set(exc.failed_ids)
                 retried |= failed
                 for call in pending:
-                    if call.job_id not in failed:
-                        jobs_by_id[call.job_id] = await client.fetch_job(call.job_id)
-                pending = [call for call in pending if call.job_id in failed]
+                    if _id(call) not in failed:
+                        jobs_by_id[_id(call)] = await client.fetch_job(_id(call))
+                pending = [call for call in pending if _id(call) in failed]
                 await anyio.sleep(0.5)  # the fault is being repaired: give it a moment
             except naq.NaqConnectionError:
-                retried |= {call.job_id for call in pending}
+                retried |= {_id(call) for call in pending}
                 await anyio.sleep(0.5)
-    return [jobs_by_id[call.job_id] for call in calls], len(retried)
+    return [jobs_by_id[_id(call)] for call in calls], len(retried)
 
 
 def _enqueue_all_blocking(
@@ -126,13 +148,13 @@ def _enqueue_all_blocking(
         except naq.EnqueueError as exc:
             failed = set(exc.failed_ids)
             retried |= failed
-            pending = [call for call in pending if call.job_id in failed]
+            pending = [call for call in pending if _id(call) in failed]
         except naq.NaqConnectionError:
-            retried |= {call.job_id for call in pending}
+            retried |= {_id(call) for call in pending}
         if pending:
             assert time.monotonic() < deadline, f"{len(pending)} jobs never confirmed"
             time.sleep(0.5)  # the fault is being repaired: give it a moment
-    return [client.fetch_job(call.job_id) for call in calls], len(retried)
+    return [client.fetch_job(_id(call)) for call in calls], len(retried)
 
 
 async def test_sigkilled_worker_loses_no_job(client, nats_url, queue_name, tmp_path, counts):
@@ -200,8 +222,10 @@ def test_server_restart_loses_no_job(tmp_path, queue_name, counts):
                 queue=queue_name,
             )
             before[60].wait_until(FINISHED, timeout=60)
-            server.process.kill()  # SIGKILL: no clean shutdown, file storage must hold
-            server.process.wait()
+            process = server.process
+            assert process is not None
+            process.kill()  # SIGKILL: no clean shutdown, file storage must hold
+            process.wait()
             server.stop()
             server = EmbeddedServer(port=server.port, store_dir=store)
             server.start()
@@ -234,12 +258,24 @@ def test_server_restart_loses_no_job(tmp_path, queue_name, counts):
 
 
 async def test_cluster_node_killed_loses_no_job(tmp_path, counts):
-    """3-node JetStream cluster, streams with 3 replicas; the jobs stream's leader is killed."""
+    """3-node JetStream cluster, streams with 3 replicas; the jobs stream's leader is killed.
+
+    Asserted in every run: every job runs and its stored record says finished, none is
+    dead-lettered, and no job runs twice before the kill. The module's promise, that only
+    jobs in flight at the fault run again (once more each), does not hold here yet: issue 22
+    (docs/architecture.md, Known limits) makes some runs repeat hundreds of jobs, some up to
+    four times, and makes some result waits time out although the stored record says
+    finished. It shows in some runs and not in others, so it cannot be a strict xfail: when
+    it shows, the test ends as an expected failure naming it with its counts; when it does
+    not, the test passes.
+    """
     runs, total, queue = tmp_path / "runs", 600, "cluster"
     with LocalCluster(3) as cluster:
         client = await _connect_when_ready(cluster.url)
-        options = ["--ack-wait", "2", "--concurrency", "20", "--log-level", "WARNING"]
-        worker = start_worker_process(cluster.url, [queue], *options, env={"NAQ_REPLICAS": "3"})
+        options = ["--ack-wait", "2", "--concurrency", str(CLUSTER_CONCURRENCY)]
+        worker = start_worker_process(
+            cluster.url, [queue], *options, "--log-level", "WARNING", env={"NAQ_REPLICAS": "3"}
+        )
         try:
             calls = [
                 naq.Call(jobs.append_line, (str(runs), f"j{i}", 0.005), job_id=f"c-{i}")
@@ -249,36 +285,60 @@ async def test_cluster_node_killed_loses_no_job(tmp_path, counts):
             await first[total // 4].wait_until(FINISHED, timeout=90)
             leader = await _stream_leader(client, names.JOBS_STREAM)
             assert await _stream_replicas(client, names.JOBS_STREAM) == 3
+            # Unacknowledged just before the kill; the worker may take one more slot-full of
+            # jobs (its concurrency) before it: together, at most the jobs in flight at it.
+            in_flight = await _ack_pending(client, queue) + CLUSTER_CONCURRENCY
+            runs_before_kill = len(_run_lines(runs))  # runs started before this are earlier
             cluster.kill(leader)
             second, retried_second = await _enqueue_all(client, queue, calls[total // 2 :], 120)
-            waiter_missed = 0
+            missed: list[str] = []
             for job in [*first, *second]:
                 try:
                     await job.result(timeout=20)
                 except naq.ResultTimeout:
-                    # Known issue (docs/architecture.md, Known limits): on a cluster a result
-                    # waiter can miss the final write made during a failover. The job is not
-                    # lost: its stored record says finished. Counted, not hidden.
+                    # Issue 22: the wait missed the outcome, but the job is not lost.
                     assert await job.get_status() is FINISHED, f"job {job.id} never finished"
-                    waiter_missed += 1
+                    missed.append(job.id)
             dead = await _dead_letter_count(client, queue)
         finally:
             await _stop(worker)
             await client.__aexit__(None, None, None)
-    per_job, _ = _runs(runs)
-    assert set(per_job) == {f"j{i}" for i in range(total)}
-    twice = [token for token, n in per_job.items() if n > 1]
-    assert dead == 0
+    lines = _run_lines(runs)
+    run_at: dict[str, list[int]] = collections.defaultdict(list)  # token -> its runs' lines
+    for line, (_, token) in enumerate(lines):
+        run_at[token].append(line)
+    twice = sorted(token for token, at in run_at.items() if len(at) > 1)
     counts(
         enqueued=total,
-        finished=len(per_job),
+        finished=len(run_at),
         killed=leader,
+        runs_before_kill=runs_before_kill,
+        in_flight_at_kill_at_most=in_flight,
         enqueue_retries=retried_first + retried_second,
         run_twice=len(twice),
+        most_runs=max((len(at) for at in run_at.values()), default=0),
         dead_lettered=dead,
-        result_waits_missed=waiter_missed,
-        lost=total - len(per_job),
+        result_waits_missed=len(missed),
+        lost=total - len(run_at),
     )
+    assert set(run_at) == {f"j{i}" for i in range(total)}, "a job never ran"
+    assert dead == 0
+    before = [token for token in twice if run_at[token][1] < runs_before_kill]
+    assert before == [], f"jobs ran twice on the healthy cluster, before the kill: {before}"
+    most = max(len(at) for at in run_at.values())
+    if len(twice) > in_flight or most > 2 or missed:
+        pytest.xfail(
+            f"issue 22 (known limit): {len(twice)} of {total} jobs ran again after the "
+            f"failover (at most {in_flight} were in flight), one {most} times; "
+            f"{len(missed)} result waits missed a stored outcome"
+        )
+
+
+def _run_lines(path: Path) -> list[tuple[str, str]]:
+    """Every run as ``(pid, token)``, in the order the runs started (one write each)."""
+    if not path.exists():
+        return []
+    return [(pid, token) for pid, token in (line.split() for line in path.read_text().splitlines())]
 
 
 async def _connect_when_ready(url: str, timeout: float = 30) -> naq.Client:
@@ -311,11 +371,22 @@ async def _stream_replicas(client: naq.Client, stream: str) -> int:
     return (await _stream_info(client, stream)).config.num_replicas
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=WorkerMemoryGrows,
+    reason="known limit (docs/architecture.md): the worker's RSS grows with the jobs it "
+    "processes, not by live Python objects; cause not found (measured 15-29 MiB from "
+    "20,000 to 100,000 jobs, 56 to 123 MiB from 10,000 to 300,000)",
+)
 async def test_backlog_of_100000_jobs_keeps_memory_bounded(queue_name, tmp_path, counts):
-    """100,000 jobs enqueued while no worker runs, then processed: peak memory stays bounded.
+    """100,000 jobs enqueued while no worker runs, then processed: memory stays bounded.
 
     Producer and worker are subprocesses so each one's peak (VmHWM) is its own. A server of
     its own: 100,000 kept records would slow the session's server for the tests after.
+
+    Asserted: every job runs once; the producer's peak stays under 100 MiB (measured 38-40);
+    the worker's RSS grows by at most GROWTH_BOUND_MIB from WARM jobs to the last. Expected
+    to fail (strictly, so a fix shows): that growth is not yet within FLAT_MIB.
     """
     with EmbeddedServer() as server:
         await _backlog(server.url, queue_name, tmp_path, counts)
@@ -329,16 +400,27 @@ async def _backlog(nats_url: str, queue_name: str, tmp_path: Path, counts) -> No
     )
     produced = json.loads(producer.stdout.decode().strip().splitlines()[-1])
     async with naq.Client(nats_url) as client:
-        assert await client.queue(queue_name).count() == total
+        queue = client.queue(queue_name)
+        assert await queue.count() == total
+
+        async def processed(done: int, timeout: float) -> None:
+            """Wait until at least ``done`` jobs are acknowledged (out of the queue)."""
+            with anyio.fail_after(timeout):
+                while await queue.count() > total - done:
+                    await anyio.sleep(0.2)
+
         worker = start_worker_process(
             nats_url, [queue_name], "--concurrency", "100", "--log-level", "WARNING"
         )
         try:
+            await processed(WARM, timeout=120)
+            warm_kib = rss_kib(worker.pid)
+            await processed(total // 2, timeout=120)
+            half_kib = rss_kib(worker.pid)
             last = await client.fetch_job(produced["last_id"])
             await last.wait_until(FINISHED, timeout=240)
-            with anyio.fail_after(60):
-                while await client.queue(queue_name).count():  # the last few in flight
-                    await anyio.sleep(0.2)
+            await processed(total, timeout=60)  # the last few in flight
+            end_kib = rss_kib(worker.pid)
             worker_peak = peak_rss_kib(worker.pid)
         finally:
             await _stop(worker)
@@ -348,6 +430,7 @@ async def _backlog(nats_url: str, queue_name: str, tmp_path: Path, counts) -> No
     assert max(per_job.values()) == 1
     assert dead == 0
     producer_mib, worker_mib = produced["peak_rss_kib"] // 1024, worker_peak // 1024
+    growth_mib = (end_kib - warm_kib) / 1024
     counts(
         enqueued=total,
         finished=len(per_job),
@@ -355,6 +438,12 @@ async def _backlog(nats_url: str, queue_name: str, tmp_path: Path, counts) -> No
         dead_lettered=dead,
         producer_peak_mib=producer_mib,
         worker_peak_mib=worker_mib,
+        worker_rss_mib_at=f"{WARM}:{warm_kib // 1024},{total // 2}:{half_kib // 1024},"
+        f"{total}:{end_kib // 1024}",
+        worker_growth_mib=round(growth_mib, 1),
     )
-    assert producer_mib < 200, "the producer's memory grew with the backlog"
+    assert producer_mib < 100, "the producer's memory grew with the backlog"
     assert worker_mib < 200, "the worker's memory grew with the backlog"
+    assert growth_mib <= GROWTH_BOUND_MIB, f"the worker grew {growth_mib:.1f} MiB: a leak"
+    if growth_mib > FLAT_MIB:
+        raise WorkerMemoryGrows(f"the worker grew {growth_mib:.1f} MiB over {total - WARM} jobs")

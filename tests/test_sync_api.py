@@ -3,11 +3,15 @@ its results are naq_sync's twins, and the generated source is current."""
 
 from __future__ import annotations
 
+import functools
 import inspect
+import operator
 import subprocess
 import sys
+import types
 import typing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,8 +45,56 @@ MODULE_FUNCTIONS = [
 
 
 def _parameters(fn, *, drop_first: bool = False) -> list[tuple]:
+    """Names, kinds and defaults; the types are compared resolved (``signature_differences``)."""
     params = list(inspect.signature(fn).parameters.values())[1 if drop_first else 0 :]
-    return [(p.name, p.kind, p.default, p.annotation) for p in params]
+    return [(p.name, p.kind, p.default) for p in params]
+
+
+def twin_type(hint: object) -> object:
+    """What naq_sync must say for ``hint``: naq's twinned classes replaced by their twins,
+    however nested (``list[naq.Job[R]]`` -> ``list[naq_sync.Job[R]]``); the rest unchanged."""
+    if isinstance(hint, type) and hint in TWIN_OF:
+        return TWIN_OF[hint]
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is None or not args:
+        return hint
+    mapped = tuple(twin_type(arg) for arg in args)
+    twin_origin = TWIN_OF.get(origin, origin)
+    if mapped == args and twin_origin is origin:
+        return hint
+    if origin is typing.Union or origin is types.UnionType:
+        return functools.reduce(operator.or_, mapped)
+    return twin_origin[mapped]
+
+
+def _show(hint: object) -> str:
+    return hint.__name__ if isinstance(hint, type) else repr(hint)
+
+
+def signature_differences(name: str, member, twin, *, drop_first: bool = False) -> list[str]:
+    """How ``twin`` differs from the blocking form of ``member``: the same parameters (names,
+    kinds, defaults, and types resolved at run time, not their spelling: ``Job`` reads the
+    same in both modules and is a different class) and the twin of its result type."""
+    if _parameters(twin) != _parameters(member, drop_first=drop_first):
+        return [f"{name}: {inspect.signature(twin)} differs"]
+    # Parameters take the same types (aliases such as ClientRef take naq's and naq_sync's
+    # objects); the result is the twin of the async one's.
+    wanted = typing.get_type_hints(member)
+    if "return" in wanted:
+        wanted["return"] = twin_type(wanted["return"])
+    if drop_first:
+        wanted.pop(next(iter(inspect.signature(member).parameters)), None)
+    got = typing.get_type_hints(twin)
+    problems = [
+        f"{name}: parameter {key} is {_show(got.get(key))}, not {_show(hint)}"
+        for key, hint in wanted.items()
+        if key != "return" and got.get(key) != hint
+    ]
+    if "return" in wanted and got.get("return") != wanted["return"]:  # __init__ may omit it
+        problems.append(
+            f"{name}: returns {_show(got.get('return'))}, not {_show(wanted.get('return'))}"
+        )
+    return problems
 
 
 def _public_attributes(cls: type) -> list[str]:
@@ -61,22 +113,22 @@ def api_differences(async_cls: type, sync_cls: type) -> list[str]:
         if isinstance(member, property):
             if not isinstance(twin, property):
                 problems.append(f"{twin_name}: not a property")
+            elif member.fget is not None and twin.fget is not None:
+                problems += signature_differences(twin_name, member.fget, twin.fget)
         elif callable(member):
             if twin is None:
                 problems.append(f"{twin_name}: missing")
             elif inspect.iscoroutinefunction(twin):
                 problems.append(f"{twin_name}: is a coroutine function, not blocking")
-            elif _parameters(twin) != _parameters(member):
-                problems.append(f"{twin_name}: {inspect.signature(twin)} differs")
-            elif inspect.signature(twin).return_annotation != (
-                inspect.signature(member).return_annotation
-            ):
-                problems.append(f"{twin_name}: returns {inspect.signature(twin).return_annotation}")
-    problems += [
-        f"{name}: not a property"
-        for name in _public_attributes(async_cls)
-        if not isinstance(getattr(sync_cls, name, None), property)
-    ]
+            else:
+                problems += signature_differences(twin_name, member, twin)
+    hints = typing.get_type_hints(async_cls)
+    for name in _public_attributes(async_cls):
+        twin = getattr(sync_cls, name, None)
+        if not isinstance(twin, property) or twin.fget is None:
+            problems.append(f"{name}: not a property")
+        elif typing.get_type_hints(twin.fget).get("return") != twin_type(hints[name]):
+            problems.append(f"{name}: returns {_show(typing.get_type_hints(twin.fget)['return'])}")
     return problems
 
 
@@ -87,7 +139,8 @@ def test_every_public_method_has_a_blocking_twin(async_cls, sync_cls):
 
 @pytest.mark.parametrize("name", ["Client", "Queue", "Admin"])
 def test_constructors_match(name):
-    assert _parameters(getattr(naq_sync, name)) == _parameters(getattr(naq, name))
+    async_init, twin_init = getattr(naq, name).__init__, getattr(naq_sync, name).__init__
+    assert signature_differences(name, async_init, twin_init) == []
 
 
 @pytest.mark.parametrize("name", MODULE_FUNCTIONS)
@@ -95,7 +148,7 @@ def test_module_functions_match_client_methods(name):
     function = getattr(naq_sync, name)
     assert name in naq_sync.__all__
     method = getattr(naq.Client, name)
-    assert _parameters(function) == _parameters(method, drop_first=True)
+    assert signature_differences(name, method, function, drop_first=True) == []
     assert function.__doc__.startswith(method.__doc__.split("\n")[0])
 
 
@@ -127,7 +180,7 @@ def _twinned_methods():
 
 
 @pytest.mark.parametrize(("async_cls", "sync_cls", "name"), list(_twinned_methods()))
-def test_results_are_naq_sync_twins(async_cls, sync_cls, name):
+def test_results_are_naq_sync_twins(async_cls, sync_cls, name: str):
     """A method that gives a naq object in naq gives its naq_sync twin, by its annotation
     (never ``naq.Job``), and the annotations resolve at run time (``typing.get_type_hints``)."""
     twin = getattr(sync_cls, name) if sync_cls is not None else getattr(naq_sync, name)
@@ -175,14 +228,15 @@ def test_generated_file_says_how_it_is_made():
 
 
 def test_dependencies_take_naq_sync_jobs_and_mixed_lists():
-    naq_job = naq.Job(None, "a1")  # no connection: only the id is read
-    sync_job = _twin_job(naq.Job(None, "b2"))
+    no_connection: Any = None  # only the id is read
+    naq_job = naq.Job(no_connection, "a1")
+    sync_job = _twin_job(naq.Job(no_connection, "b2"))
     assert _dependency_ids(sync_job) == ("b2",)
     assert _dependency_ids([sync_job, "c3", naq_job]) == ("b2", "c3", "a1")
     assert _dependency_ids((sync_job,)) == ("b2",)
     assert _dependency_ids("c3") == ("c3",)
     with pytest.raises(naq.ConfigurationError, match="depends_on takes jobs or job ids"):
-        _dependency_ids([sync_job, 3])
+        _dependency_ids([sync_job, 3])  # pyright: ignore[reportArgumentType]
 
 
 def test_admin_and_queue_take_a_naq_sync_client():
@@ -201,6 +255,7 @@ def test_admin_and_queue_take_a_naq_sync_client():
 
 class _Async:
     label: str
+    job_id: str
 
     async def same(self, x: int, *, y: int = 1) -> int:
         return x + y
@@ -214,9 +269,21 @@ class _Async:
     async def retyped(self) -> int:
         return 1
 
+    async def job(self) -> naq.Job[int]:
+        raise NotImplementedError
+
+    async def jobs(self, limit: int | None = None) -> list[naq.Job[int]] | None:
+        raise NotImplementedError
+
+    async def spelled(self, x: Seconds) -> None:
+        return None
+
     @property
     def name(self) -> str:
         return "a"
+
+
+Seconds = float
 
 
 class _Twin:
@@ -229,20 +296,44 @@ class _Twin:
     def retyped(self) -> str:  # another result
         return "1"
 
+    def job(self) -> naq.Job[int]:  # spelled as the async one's, so a comparison of the
+        # annotations' text passed it; the twin must return naq_sync's Job
+        raise NotImplementedError
+
+    def jobs(self, limit: int | None = None) -> list[naq_sync.Job[int]] | None:  # right
+        raise NotImplementedError
+
+    def spelled(self, x: _TwinSeconds) -> None:  # an alias of another type
+        return None
+
     @property
     def name(self) -> str:
         return "a"
 
+    @property
+    def job_id(self) -> int:  # declared str in the async class
+        return 1
+
+
+_TwinSeconds = int
+
 
 def test_comparison_catches_a_missing_or_different_twin():
     problems = api_differences(_Async, _Twin)
-    assert [problem.split(":")[0] for problem in problems] == [
-        "changed",
-        "dropped",
-        "retyped",
-        "label",
+    assert problems == [
+        "changed: (self, x: 'int', y: 'int' = 3) -> 'int' differs",
+        "dropped: missing",
+        "job: returns naq._job.Job[int], not naq_sync._generated.Job[int]",
+        "retyped: returns str, not int",
+        "spelled: parameter x is int, not float",
+        "label: not a property",
+        "job_id: returns int",
     ]
-    assert problems[0].endswith("= 3) -> 'int' differs")
-    assert problems[1] == "dropped: missing"
-    assert problems[2] == "retyped: returns str"
-    assert problems[3] == "label: not a property"
+
+
+def test_twin_type_maps_nested_results():
+    assert twin_type(naq.Job) is naq_sync.Job
+    assert twin_type(list[naq.Job[int]] | None) == list[naq_sync.Job[int]] | None
+    assert twin_type(dict[str, naq.Queue]) == dict[str, naq_sync.Queue]
+    assert twin_type(typing.Self) is typing.Self
+    assert twin_type(int | None) == int | None
