@@ -15,7 +15,7 @@ import time
 import nats
 from nats.js import JetStreamContext
 
-from naq._transport._names import JOBS_STREAM, consumer_name
+from naq._transport import names
 
 __all__ = ["POLL_INTERVAL", "wait_drained"]
 
@@ -57,5 +57,5 @@ async def _poll(url: str, queue: str, timeout: float, abandon: threading.Event) 
 
 async def _left(js: JetStreamContext, queue: str) -> tuple[int, int]:
     """Messages of the queue not yet delivered, and delivered but not yet acked."""
-    info = await js.consumer_info(JOBS_STREAM, consumer_name(queue))
+    info = await js.consumer_info(names.JOBS_STREAM, names.consumer_name(queue))
     return info.num_pending or 0, info.num_ack_pending or 0

@@ -27,8 +27,7 @@ import anyio
 import nats
 from nats.js import api
 
-from naq._transport._bridge import ThreadBridge
-from naq._transport._wire import WireConnection
+from naq._transport import ThreadBridge, WireConnection
 from naq.server import EmbeddedServer
 
 from ._floors import PAYLOAD_SIZE

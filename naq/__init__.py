@@ -29,8 +29,7 @@ from ._hooks import WorkerHooks
 from ._job import Job
 from ._record import ErrorInfo, JobRecord, JobStatus, StatusChange
 from ._retry import Retry
-from ._scheduler import Scheduler
-from ._schedules import Schedule, ScheduleStatus
+from ._schedules import Schedule, Scheduler, ScheduleStatus
 from ._serializers import JsonSerializer, PickleSerializer, Serializer
 from ._settings import ConnectOptions
 from ._worker import Worker

@@ -19,9 +19,7 @@ from ._errors import SerializationError
 from ._events import EventSubscription
 from ._heartbeat import WorkerInfo, decode_worker_info
 from ._time import utcnow
-from ._transport import check_queue_name
-from ._transport._admin import NatsAdmin
-from ._transport._names import purged_subject
+from ._transport import check_queue_name, names
 from ._twin import unwrap
 
 __all__ = ["Admin", "PurgeNotice", "PurgeNotices", "QueueInfo"]
@@ -45,7 +43,7 @@ class Admin:
 
     def __init__(self, client: ClientRef) -> None:
         self._connection = unwrap(client)._connection
-        self._ops = NatsAdmin(self._connection.transport)
+        self._ops = self._connection.transport.admin
 
     async def workers(self) -> list[WorkerInfo]:
         """Live workers, by id; a worker whose heartbeat expired (killed) is not listed."""
@@ -107,7 +105,9 @@ class PurgeNotices:
     then ``await n.next()`` for the notices that arrived (at least one)."""
 
     def __init__(self, client: ClientRef) -> None:
-        self._subscription = EventSubscription(unwrap(client)._connection, [purged_subject("*")])
+        self._subscription = EventSubscription(
+            unwrap(client)._connection, [names.purged_subject("*")]
+        )
 
     async def __aenter__(self) -> Self:
         await self._subscription.open()

@@ -11,6 +11,7 @@ from typing import Any, Generic, ParamSpec, Self, TypeAlias, overload
 import attrs
 from typing_extensions import TypeVar
 
+from ._caller_thread import runs_in_caller
 from ._connection import Connection
 from ._dead_letters import (
     DeadLetter,
@@ -25,14 +26,11 @@ from ._job import Job, R_co
 from ._lifecycle import cancel, defer
 from ._record import JobRecord, JobStatus, StatusChange, decode_record, encode_record
 from ._retry import Retry
-from ._schedule import make_trigger
-from ._schedules import Schedule, ScheduleStatus
-from ._scheduling import Scheduling
+from ._schedules import Schedule, ScheduleStatus, Scheduling, make_trigger
 from ._serializers import Serializer, get_serializer
 from ._settings import DEFAULT_TIMEOUT, ConnectOptions, resolve_connect_options
 from ._time import as_utc, utcnow
-from ._transport import OutgoingJob, check_job_id, check_queue_name
-from ._transport._schedules import check_schedule_id
+from ._transport import OutgoingJob, check_job_id, check_queue_name, check_schedule_id
 from ._twin import Twin, unwrap
 
 __all__ = ["Call", "Client", "ClientRef", "Dependencies", "JobFunction", "Queue", "call"]
@@ -168,6 +166,7 @@ class Client:
         """A handle on one queue, with the same enqueue methods."""
         return Queue(self, name)
 
+    @runs_in_caller
     async def enqueue(
         self,
         func: JobFunction[R] | str,
@@ -211,6 +210,7 @@ class Client:
             meta=meta,
         )
 
+    @runs_in_caller
     async def enqueue_call(
         self,
         func: JobFunction[R] | Call[R] | str,
@@ -608,10 +608,12 @@ class Queue:
         connection = self.client._connection
         return await connection.call(connection.transport.queue_depth, self.name)
 
+    @runs_in_caller
     async def enqueue(self, func: JobFunction[R] | str, /, *args: Any, **kwargs: Any) -> Job[R]:
         """``Client.enqueue`` on this queue; job options are taken from ``kwargs`` as there."""
         return await self.client.enqueue(func, *args, queue=self.name, **kwargs)
 
+    @runs_in_caller
     async def enqueue_call(
         self,
         func: JobFunction[R] | Call[R] | str,

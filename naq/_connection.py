@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
 
+from ._blocking import run_blocking
+from ._caller_thread import in_caller_thread
 from ._errors import JobNotFound, NaqConnectionError, ResultTimeout
 from ._record import JobRecord, JobStatus, decode_record
 from ._serializers import Serializer
 from ._settings import DEFAULT_TIMEOUT, ConnectOptions, default_replicas
-from ._transport import Bridge, NatsTransport, ThreadBridge, bridge_for_current_backend
-from ._transport._native import NativeCalls, open_native
+from ._transport import (
+    BlockingPool,
+    Bridge,
+    CallerCalls,
+    NativeCalls,
+    NatsTransport,
+    ThreadBridge,
+    bridge_for_current_backend,
+    open_native,
+    wire_connect_kwargs,
+)
 
 __all__ = ["Connection"]
 
@@ -62,6 +75,10 @@ class Connection:
         self._native: NativeCalls | None = None
         self._routes: dict[Callable[..., Any], Callable[..., Awaitable[Any]]] = {}
         """``NatsTransport`` function -> native method that serves it (on Trio only)."""
+        self._caller: CallerCalls | None = None
+        self._caller_routes: dict[Callable[..., Any], Callable[..., Any]] | None = None
+        """``NatsTransport`` function -> blocking method for a caller's thread (naq_sync)."""
+        self._caller_lock = threading.Lock()
 
     async def open(self) -> None:
         self._bridge = bridge_for_current_backend()
@@ -92,6 +109,10 @@ class Connection:
             unfinished = await native.finish_calls()
             self._routes, self._native = {}, None
             await native.close()
+        with self._caller_lock:
+            caller, self._caller, self._caller_routes = self._caller, None, None
+        if caller is not None:
+            caller.close()
         unfinished += await self.call(self.transport.close)
         self._bridge = None
         return unfinished
@@ -100,6 +121,8 @@ class Connection:
         """Run a transport coroutine function: natively when routed, else over the bridge."""
         if self._bridge is None:
             raise RuntimeError("not connected: use 'async with' on the Client or Worker")
+        if in_caller_thread():
+            return self._call_in_caller(fn, *args)
         if self._pid != os.getpid():
             await self._open_in_child()
         if self._routes:
@@ -107,6 +130,32 @@ class Connection:
             if native is not None and getattr(fn, "__self__", None) is self.transport:
                 return await native(*args)
         return await self._bridge.call(fn, *args)
+
+    def _call_in_caller(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """From a thread running ``run_in_caller`` (naq_sync): the call, done here at once.
+
+        A call with a blocking route (a job's enqueue) is made on the caller's own
+        connection; any other crosses to the loop thread, waited for here.
+        """
+        if self._pid == os.getpid() and getattr(fn, "__self__", None) is self.transport:
+            route = self._routes_for_caller().get(getattr(fn, "__func__", fn))
+            if route is not None:
+                return route(*args)
+        return run_blocking(self.call, fn, *args)
+
+    def _routes_for_caller(self) -> dict[Callable[..., Any], Callable[..., Any]]:
+        routes = self._caller_routes
+        if routes is None:
+            with self._caller_lock:
+                routes = self._caller_routes
+                if routes is None:
+                    kwargs = wire_connect_kwargs(self.options)
+                    if kwargs is not None:  # else nkeys or credentials: only nats-py has them
+                        cross = functools.partial(run_blocking, self.call)
+                        self._caller = CallerCalls(self.transport, BlockingPool(**kwargs), cross)
+                    routes = self._caller.routes() if self._caller is not None else {}
+                    self._caller_routes = routes
+        return routes
 
     async def _open_in_child(self) -> None:
         """In a forked child: drop the parent's connection unseen and open this process's own."""

@@ -26,7 +26,7 @@ from loguru import logger
 
 from ._errors import SerializationError
 from ._time import utcnow
-from ._transport._admin import NatsAdmin, worker_key
+from ._transport import worker_key
 
 if TYPE_CHECKING:
     from ._connection import Connection
@@ -140,7 +140,7 @@ async def heartbeat_loop(
 
     A failed write is logged and retried at the next beat; the TTL covers two misses.
     """
-    admin = NatsAdmin(connection.transport)
+    admin = connection.transport.admin
     key = worker_key(worker_id)
     ttl = max(1, math.ceil(3 * interval))
     throughput = _Throughput()

@@ -29,9 +29,7 @@ from ._record import ErrorInfo, JobRecord, JobStatus, decode_record, encode_reco
 from ._serializers import Serializer, serializer_for_record
 from ._settings import DEFAULT_RESULT_TTL
 from ._time import utcnow
-from ._transport import Delivery, Settlement
-from ._transport._nats import RECORD_HEADROOM
-from ._transport._schedules import ServerFire, server_fire
+from ._transport import RECORD_HEADROOM, Delivery, ServerFire, Settlement, server_fire
 
 __all__ = ["JobRunner", "StartedJob", "Update", "settlements"]
 

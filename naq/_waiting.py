@@ -16,7 +16,6 @@ from loguru import logger
 from ._errors import NaqError
 from ._heartbeat import decode_worker_info
 from ._record import JobStatus
-from ._transport._admin import NatsAdmin
 
 if TYPE_CHECKING:
     from ._connection import Connection
@@ -40,8 +39,7 @@ async def why_still_waiting(connection: Connection, job_id: str) -> str | None:
                 return "it is deferred until the jobs it depends on finish"
             if record.status is not JobStatus.QUEUED:
                 return None
-            admin = NatsAdmin(connection.transport)
-            beats = await connection.call(admin.heartbeats)
+            beats = await connection.call(connection.transport.admin.heartbeats)
             if any(record.queue in decode_worker_info(beat).queues for beat in beats):
                 return None
             return (

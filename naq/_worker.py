@@ -30,7 +30,7 @@ from ._lifecycle import dependency_results, jobs_ended
 from ._processes._memory import check_memory_limit, rss_mib
 from ._record import JobRecord
 from ._runner import JobRunner, StartedJob, Update, settlements
-from ._scheduling import claim_fired_run
+from ._schedules import claim_fired_run
 from ._serializers import Serializer, worker_serializer
 from ._settings import (
     ConnectOptions,

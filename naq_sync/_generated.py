@@ -28,6 +28,7 @@ from naq import (
     WorkerInfo,
 )
 from naq._blocking import run_blocking
+from naq._caller_thread import run_in_caller
 from naq._client import DEFAULT_TIMEOUT, ClientRef, Dependencies, JobFunction, R, Seconds
 from naq._job import R_co
 from naq_sync._default import default_client
@@ -129,7 +130,7 @@ class Queue(BlockingTwin):
 
     def enqueue(self, func: JobFunction[R] | str, /, *args: Any, **kwargs: Any) -> Job[R]:
         """``Client.enqueue`` on this queue; job options are taken from ``kwargs`` as there."""
-        return _twin_job(run_blocking(partial(self._async.enqueue, func, *args), **kwargs))
+        return _twin_job(run_in_caller(partial(self._async.enqueue, func, *args), **kwargs))
 
     def enqueue_call(
         self,
@@ -140,7 +141,7 @@ class Queue(BlockingTwin):
     ) -> Job[R]:
         """``Client.enqueue_call`` on this queue."""
         return _twin_job(
-            run_blocking(partial(self._async.enqueue_call, func, args, kwargs), **options)
+            run_in_caller(partial(self._async.enqueue_call, func, args, kwargs), **options)
         )
 
     def enqueue_many(self, calls: Iterable[Call[R]], **options: Any) -> list[Job[R]]:
@@ -232,7 +233,7 @@ class Client(BlockingTwin):
         returns the first. ``Job[R]``: ``result()`` is typed as ``func``'s return value.
         """
         return _twin_job(
-            run_blocking(
+            run_in_caller(
                 partial(
                     self._async.enqueue,
                     func,
@@ -276,7 +277,7 @@ class Client(BlockingTwin):
         is used when ``job_id`` is not given).
         """
         return _twin_job(
-            run_blocking(
+            run_in_caller(
                 partial(
                     self._async.enqueue_call,
                     func,

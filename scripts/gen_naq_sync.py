@@ -57,6 +57,10 @@ DUNDER_TWINS = {
     "__aiter__": "__iter__",
     "__anext__": "__next__",
 }
+CALLER_MARK = "runs_in_caller"
+"""The decorator (``naq._caller_thread``) of a coroutine naq_sync runs in the calling thread."""
+RUNNERS = {"run_blocking": "naq._blocking", "run_in_caller": "naq._caller_thread"}
+"""How a twin method runs its coroutine -> the module that has that function."""
 BUILTIN_NAMES = frozenset(dir(__import__("builtins")))
 # Where names that annotations use are imported from, when they are these modules' own.
 STANDARD_MODULES = (typing, collections.abc, types, datetime)
@@ -125,7 +129,6 @@ def generate() -> str:
     """The formatted source of ``naq_sync/_generated.py`` for the naq installed now."""
     imports = _Imports()
     imports.add("naq", None)
-    imports.add("naq._blocking", "run_blocking")
     imports.add("naq_sync._twin", "BlockingTwin")
     blocks: list[str] = []
     wrappers: list[tuple[str, _ClassTwin]] = []
@@ -297,6 +300,10 @@ class _ClassTwin:
         decorators = _decorators(implementation)
         if decorators == ["property"]:
             return [self._property(implementation)]
+        if decorators == [CALLER_MARK]:  # naq_sync may run it in the calling thread
+            return [self._method(n, stub=True) for n in overloads] + [
+                self._method(implementation, runner="run_in_caller")
+            ]
         if decorators:
             raise self._error(name, f"decorators {decorators} are not supported")
         if overloads:
@@ -322,7 +329,13 @@ class _ClassTwin:
         function.body = _docstring(node) + ast.parse(f"self._async = {call}").body
         return ast.unparse(function)
 
-    def _method(self, node: ast.FunctionDef | ast.AsyncFunctionDef, *, stub: bool = False) -> str:
+    def _method(
+        self,
+        node: ast.FunctionDef | ast.AsyncFunctionDef,
+        *,
+        stub: bool = False,
+        runner: str = "run_blocking",
+    ) -> str:
         name = DUNDER_TWINS.get(node.name, node.name)
         function = self._signature(node, name, returned=True)
         if stub:
@@ -341,7 +354,8 @@ class _ClassTwin:
                 self.imports.add("functools", "partial")
                 call = f"partial({call}, {bound})"
             kwarg = node.args.kwarg
-            call = f"run_blocking({call}{f', **{kwarg.arg}' if kwarg is not None else ''})"
+            self.imports.add(RUNNERS[runner], runner)
+            call = f"{runner}({call}{f', **{kwarg.arg}' if kwarg is not None else ''})"
         else:
             call = f"self._async.{node.name}({arguments})"
         if _is_self(node.returns):

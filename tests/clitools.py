@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 
 import naq
 from naq._heartbeat import WorkerInfo, decode_worker_info
-from naq._transport._admin import NatsAdmin
 from naq.cli import app
 from tests.conftest import ROOT
 
@@ -75,7 +74,7 @@ def wait_heartbeat(url: str, seen: Seen, timeout: float = 30) -> tuple[str, Work
     async def watch() -> tuple[str, WorkerInfo | None]:
         async with naq.Client(url) as client:
             connection = client._connection
-            admin = NatsAdmin(connection.transport)
+            admin = connection.transport.admin
 
             async def on_loop() -> tuple[str, WorkerInfo | None]:
                 kv = await admin._workers()

@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 import naq
-from naq._schedule import run_job_id
+from naq._schedules._timing import run_job_id
 from naq._time import utcnow
 from naq.server import EmbeddedServer
 from tests import jobs

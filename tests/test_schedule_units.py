@@ -9,8 +9,7 @@ import pytest
 
 import naq
 from naq._record import JobRecord, JobStatus
-from naq._schedule import first_due, make_trigger, next_due, run_job_id, server_pattern
-from naq._schedules import (
+from naq._schedules._definition import (
     Schedule,
     claim_server_run,
     decode_schedule,
@@ -19,6 +18,7 @@ from naq._schedules import (
     paused,
     resumed,
 )
+from naq._schedules._timing import first_due, make_trigger, next_due, run_job_id, server_pattern
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 import naq
-from naq._schedule import run_job_id
+from naq._schedules._timing import run_job_id
 from naq._time import utcnow
 from tests import jobs
 from tests.conftest import run_signals, running_worker

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from naq._transport._wipe import is_naq_stream
+from naq._transport import is_naq_stream
 from tests.conftest import ROOT
 
 EXAMPLE = ROOT / "examples" / "testing_project"

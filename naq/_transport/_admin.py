@@ -1,7 +1,8 @@
 """NATS-side operations for operators: worker heartbeats, queue statistics and purge.
 
-Kept apart from ``_nats.py`` (the job hot paths) so the two grow independently. Like the
-transport, everything here runs on the transport's asyncio loop (through ``Connection.call``).
+A store owned by the transport (``transport.admin``), kept apart from ``_nats.py`` (the job
+hot paths) so the two grow independently. Like the transport, everything here runs on the
+transport's asyncio loop (through ``Connection.call``).
 """
 
 from __future__ import annotations
@@ -15,21 +16,22 @@ import nats.js.errors
 from nats.js import api
 
 from .._errors import NaqConnectionError, NaqError
+from ._jetstream import JetStream
 from ._names import (
     JOBS_STREAM,
-    WORKERS_BUCKET,
+    WORKERS_BUCKET_STREAM,
     consumer_name,
     job_subject,
     queue_of_consumer,
     queue_subject,
+    stream_purge_subject,
+    worker_subject,
 )
-from ._nats import NatsTransport
+from ._publisher import OutgoingMessage
+from ._streams import WORKER_MARKER_TTL, workers_bucket
 
 __all__ = ["ConsumerStats", "NatsAdmin", "worker_key"]
 
-_MARKER_TTL = 60
-"""Seconds a worker's delete marker stays, so watchers see the exit, then the key is gone."""
-_WORKERS_STREAM = f"KV_{WORKERS_BUCKET}"
 _KEY_UNSAFE = re.compile(r"[^-/_=.A-Za-z0-9]")
 
 
@@ -60,53 +62,45 @@ def _admin_error(what: str, exc: Exception) -> NaqError:
 
 
 class NatsAdmin:
-    """Operator views and actions over one connected transport."""
+    """Operator views and actions; owned by a transport (``transport.admin``)."""
 
-    def __init__(self, transport: NatsTransport) -> None:
-        self._transport = transport
+    def __init__(self, jetstream: JetStream) -> None:
+        self._jetstream = jetstream
         self._workers_kv: Any = None
+
+    def forget(self) -> None:
+        """Start afresh on a new connection (after ``fork()``)."""
+        self._workers_kv = None
 
     @property
     def _js(self) -> Any:
-        return self._transport._js
+        return self._jetstream.js
 
     # -- worker heartbeats ------------------------------------------------------------------
 
     async def _workers(self) -> Any:
-        """The heartbeat bucket, created on first use (memory storage: beats are ephemeral).
-
-        Direct get is on, so the live heartbeats are read with one request (a bucket made
-        by an older naq without it is updated).
-        """
+        """The heartbeat bucket, provisioned on first use (an older naq's is brought up to date)."""
         if self._workers_kv is None:
-            await self._transport._ensure_bucket(
-                api.KeyValueConfig(
-                    bucket=WORKERS_BUCKET,
-                    history=1,
-                    storage=api.StorageType.MEMORY,
-                    limit_marker_ttl=_MARKER_TTL,
-                    direct=True,
-                )
-            )
-            self._workers_kv = await self._js.key_value(WORKERS_BUCKET)
+            self._workers_kv = await self._jetstream.open_bucket(workers_bucket())
         return self._workers_kv
 
     async def put_heartbeat(self, key: str, value: bytes, ttl: int) -> None:
         """Write a worker's heartbeat; the server deletes it ``ttl`` seconds later unless
         renewed, so a killed worker disappears by itself."""
         await self._workers()  # the bucket must exist before the first publish
-        await self._js.publish(
-            f"$KV.{WORKERS_BUCKET}.{key}", value, headers={"Nats-TTL": f"{max(1, ttl)}s"}
+        await self._jetstream.publish_one(
+            OutgoingMessage(worker_subject(key), value, {"Nats-TTL": f"{max(1, ttl)}s"})
         )
 
     async def delete_heartbeat(self, key: str) -> None:
         """Remove a worker's heartbeat at its clean exit (a marker that itself expires)."""
         await self._workers()
-        await self._js.publish(
-            f"$KV.{WORKERS_BUCKET}.{key}",
-            b"",
-            headers={"KV-Operation": "PURGE", "Nats-Rollup": "sub", "Nats-TTL": f"{_MARKER_TTL}s"},
-        )
+        headers = {
+            "KV-Operation": "PURGE",
+            "Nats-Rollup": "sub",
+            "Nats-TTL": f"{WORKER_MARKER_TTL}s",
+        }
+        await self._jetstream.publish_one(OutgoingMessage(worker_subject(key), b"", headers))
 
     async def heartbeats(self) -> list[bytes]:
         """The current heartbeat of every live worker.
@@ -118,8 +112,8 @@ class NatsAdmin:
         """
         try:
             await self._workers()
-            found = await self._transport._direct_get_many(
-                _WORKERS_STREAM, [f"$KV.{WORKERS_BUCKET}.>"]
+            found = await self._jetstream.direct_get_many(
+                WORKERS_BUCKET_STREAM, [worker_subject(">")]
             )
         except (nats.errors.Error, nats.js.errors.Error) as exc:
             raise _admin_error("cannot read workers", exc) from exc
@@ -160,8 +154,8 @@ class NatsAdmin:
         for subject in (queue_subject(queue), job_subject(queue, "*")):
             request = json.dumps({"filter": subject}).encode()
             try:
-                msg = await self._transport.nc.request(
-                    f"$JS.API.STREAM.PURGE.{JOBS_STREAM}", request, timeout=30
+                msg = await self._jetstream.nc.request(
+                    stream_purge_subject(JOBS_STREAM), request, timeout=30
                 )
             except nats.errors.Error as exc:
                 raise _admin_error(f"cannot purge {queue}", exc) from exc

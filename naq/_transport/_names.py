@@ -13,8 +13,11 @@ __all__ = [
     "JOBS_BUCKET",
     "JOBS_BUCKET_STREAM",
     "JOBS_STREAM",
+    "SCHEDULES_BUCKET",
+    "SCHEDULE_PREFIX",
     "STORED_RECORDS",
     "WORKERS_BUCKET",
+    "WORKERS_BUCKET_STREAM",
     "any_record_subject",
     "cancel_subject",
     "check_job_id",
@@ -22,8 +25,10 @@ __all__ = [
     "consumer_name",
     "dead_subject",
     "dependency_subject",
+    "direct_get_subject",
     "job_subject",
     "jobs_stream_subjects",
+    "next_message_subject",
     "purged_subject",
     "queue_filters",
     "queue_of_consumer",
@@ -31,7 +36,11 @@ __all__ = [
     "queue_subject",
     "queued_job_subject",
     "record_subject",
+    "schedule_definition_subject",
+    "schedule_subject",
     "stored_record_subject",
+    "stream_purge_subject",
+    "worker_subject",
 ]
 
 JOBS_STREAM = "NAQ_JOBS"
@@ -44,6 +53,11 @@ DEPS_BUCKET = "naq_deps"
 DEPS_BUCKET_STREAM = f"KV_{DEPS_BUCKET}"
 WORKERS_BUCKET = "naq_workers"
 """KV bucket of worker heartbeats, keyed by worker id; each entry expires with its TTL."""
+WORKERS_BUCKET_STREAM = f"KV_{WORKERS_BUCKET}"
+SCHEDULES_BUCKET = "naq_schedules"
+"""KV bucket of schedule definitions, keyed by schedule id."""
+SCHEDULE_PREFIX = "naq.sched."
+"""Server schedules: one message per schedule on ``naq.sched.<id>`` in the jobs stream."""
 DEAD_STREAM = "NAQ_DEAD"
 """Dead letters: ``naq.dead.<queue>.<job id>``, the original message plus ``Naq-Reason``."""
 
@@ -143,3 +157,33 @@ def consumer_name(queue: str) -> str:
 def queue_of_consumer(name: str) -> str | None:
     """The queue a consumer serves, when it is one of naq's queue consumers."""
     return name[4:] if name.startswith("naq_") and _TOKEN.match(name[4:]) else None
+
+
+def schedule_subject(schedule_id: str) -> str:
+    """The server schedule's message (``Nats-Schedule``), in the jobs stream."""
+    return SCHEDULE_PREFIX + schedule_id
+
+
+def schedule_definition_subject(schedule_id: str) -> str:
+    """A schedule's definition in the schedules bucket (its KV key's subject)."""
+    return f"$KV.{SCHEDULES_BUCKET}.{schedule_id}"
+
+
+def worker_subject(key: str) -> str:
+    """A worker's heartbeat in the workers bucket (``*`` or ``>``: every worker)."""
+    return f"$KV.{WORKERS_BUCKET}.{key}"
+
+
+def direct_get_subject(stream: str) -> str:
+    """JetStream's direct-get API of a stream (requests answered by any replica)."""
+    return f"$JS.API.DIRECT.GET.{stream}"
+
+
+def next_message_subject(stream: str, consumer: str) -> str:
+    """JetStream's pull request API of a durable consumer."""
+    return f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+
+
+def stream_purge_subject(stream: str) -> str:
+    """JetStream's purge API of a stream."""
+    return f"$JS.API.STREAM.PURGE.{stream}"

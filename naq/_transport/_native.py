@@ -24,7 +24,9 @@ from loguru import logger
 from .._errors import NaqConnectionError, SerializationError
 from .._settings import ConnectOptions
 from ._bridge import Bridge
+from ._codes import SERVICE_UNAVAILABLE
 from ._connect import _tls_context
+from ._deliveries import OutgoingJob, record_too_large
 from ._link import FIRST_PAUSE, MAX_PAUSE, UNKNOWN_OUTCOME, call_failed
 from ._names import (
     JOBS_BUCKET_STREAM,
@@ -35,7 +37,7 @@ from ._names import (
     stored_record_subject,
 )
 from ._native_worker import NativeConsumers
-from ._nats import RECORD_HEADROOM, NatsTransport, OutgoingJob, _publish_failure
+from ._nats import NatsTransport, _publish_failure
 from ._publisher import PublishError
 from ._wire import (
     ConnectionClosedError,
@@ -53,8 +55,6 @@ T = TypeVar("T")
 _DEFAULT_PORT = 4222
 _RECONNECT_WAIT = 2.0
 """Seconds between rounds of reconnect attempts at most, as nats-py's transport waits."""
-_SERVICE_UNAVAILABLE = 503
-"""JetStream's API code while it is still starting (nats-py's ServiceUnavailableError)."""
 
 
 def wire_connect_kwargs(options: ConnectOptions) -> dict[str, Any] | None:
@@ -175,7 +175,7 @@ class _WireLink:
                     ) from exc
                 except (NoRespondersError, JetStreamAPIError) as exc:
                     not_ready = isinstance(exc, NoRespondersError) or (
-                        exc.code == _SERVICE_UNAVAILABLE
+                        exc.code == SERVICE_UNAVAILABLE
                     )
                     if not not_ready:
                         raise self._error(what, "refused", exc) from exc
@@ -242,14 +242,9 @@ class NativeCalls:
 
     async def enqueue(self, job: OutgoingJob) -> None:
         """As ``NatsTransport.enqueue``: one publish, confirmed on return, the same errors."""
-        wire = self.wire
-        limit = wire.max_payload - RECORD_HEADROOM
-        if len(job.record) > limit:
-            raise SerializationError(
-                f"job {job.job_id} is {len(job.record)} bytes encoded; the server's "
-                f"max_payload of {wire.max_payload} bytes allows {limit} (it keeps "
-                f"{RECORD_HEADROOM} for the worker's additions); pass large data by reference"
-            )
+        too_large = record_too_large(job, self.wire.max_payload)
+        if too_large is not None:
+            raise too_large
         if job.queue not in self._announced:  # once per queue (a consumer for operators)
             await self._bridge.call(self._transport.announce_queues, {job.queue})
             self._announced.add(job.queue)
@@ -264,9 +259,11 @@ class NativeCalls:
                 subject, job.record, headers, timeout=deadline - anyio.current_time()
             )
         except JetStreamAPIError as exc:
-            if exc.code == _SERVICE_UNAVAILABLE:
+            if exc.code == SERVICE_UNAVAILABLE:
                 raise  # not ready yet: the link waits it out
-            raise _publish_failure(self._link.url, PublishError(exc.description)) from exc
+            raise _publish_failure(
+                self._link.url, PublishError(exc.description, exc.err_code)
+            ) from exc
         except ValueError as exc:  # larger than the server's max_payload
             raise SerializationError(f"job is larger than the server's max_payload: {exc}") from exc
 

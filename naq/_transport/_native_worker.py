@@ -14,18 +14,19 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ._bridge import Bridge
-from ._lifecycle import dependency_edges, multi_last_requests
-from ._names import DEPS_BUCKET_STREAM, JOBS_STREAM, consumer_name, dependency_subject
-from ._nats import (
-    ACK_TIMEOUT,
-    Delivery,
-    NatsTransport,
-    Settlement,
-    as_delivery,
-    settle_and_find_dependents,
-    settle_with,
+from ._deliveries import Delivery, Settlement, as_delivery
+from ._direct_get import dependency_edges, multi_last_requests
+from ._jetstream import ACK_TIMEOUT
+from ._names import (
+    DEPS_BUCKET_STREAM,
+    JOBS_STREAM,
+    consumer_name,
+    dependency_subject,
+    direct_get_subject,
 )
+from ._nats import NatsTransport
 from ._publisher import OutgoingMessage
+from ._settle import settle_and_find_dependents, settle_with
 from ._wire import WireConnection
 from ._wire_protocol import Msg, PubAck
 from ._wire_pull import StreamingPull, streaming_pull
@@ -126,7 +127,7 @@ class NativeConsumers:
         try:
             requests = multi_last_requests(subjects)
             for request in requests:
-                await wire.publish(f"$JS.API.DIRECT.GET.{DEPS_BUCKET_STREAM}", request, inbox)
+                await wire.publish(direct_get_subject(DEPS_BUCKET_STREAM), request, inbox)
             found: list[Msg] = []
             unanswered = len(requests)
             while unanswered:

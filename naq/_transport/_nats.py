@@ -1,4 +1,4 @@
-"""The one place that talks to nats-py. Everything here runs on an asyncio loop.
+"""``NatsTransport``: the one object core code talks to. Everything here runs on an asyncio loop.
 
 Methods are coarse on purpose: each is one crossing from a Trio caller (see ``_bridge``),
 so a batch of messages is fetched, kept alive or settled by a single call.
@@ -8,160 +8,96 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
 
 import attrs
 import nats
 import nats.errors
 import nats.js.errors
 from loguru import logger
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import api
 
 from .._errors import ConfigurationError, NaqConnectionError, NaqError, SerializationError
 from .._settings import DEFAULT_TIMEOUT, ConnectOptions
+from ._admin import NatsAdmin
 from ._connect import nats_connect_kwargs
-from ._lifecycle import LifecycleMixin
+from ._deliveries import Delivery, OutgoingJob, Settlement, as_delivery, record_too_large
+from ._direct_get import dependency_edges
+from ._jetstream import ACK_TIMEOUT, JetStream, StoredMessage
 from ._link import Link, LinkEvent
 from ._names import (
     DEAD_STREAM,
-    DEPS_BUCKET,
-    JOBS_BUCKET,
+    DEPS_BUCKET_STREAM,
+    JOBS_BUCKET_STREAM,
     JOBS_STREAM,
-    STORED_RECORDS,
+    any_record_subject,
+    cancel_subject,
     consumer_name,
     dead_subject,
+    dependency_subject,
     job_subject,
-    jobs_stream_subjects,
+    purged_subject,
     queue_filters,
+    queued_job_subject,
     record_subject,
     stored_record_subject,
 )
-from ._publisher import AckedPublisher, OutgoingMessage, PublishError
+from ._publisher import OutgoingMessage, PublishError
 from ._pull import PullConsumer
+from ._schedule_store import ScheduleStore
+from ._settle import settle_and_find_dependents, settle_with
+from ._streams import dead_stream, deps_bucket, jobs_bucket, jobs_stream
 from ._unreachable import cannot_connect
 
-if TYPE_CHECKING:
-    from ._wire_protocol import Msg as WireMsg
-
-__all__ = [
-    "ACK_TIMEOUT",
-    "RECORD_HEADROOM",
-    "Delivery",
-    "NatsTransport",
-    "OutgoingJob",
-    "Settlement",
-    "as_delivery",
-    "dead_letter_messages",
-    "record_messages",
-    "settle_and_find_dependents",
-    "settle_with",
-    "stream_sequence",
-]
-
-ACK_TIMEOUT = 10.0
-"""Seconds to wait for JetStream to confirm a publish before counting it as failed."""
-
-RECORD_HEADROOM = 2048
-"""Bytes of ``max_payload`` a queued job leaves for what a worker adds to its record (status,
-times, history, worker id) and for message headers."""
-
-_STREAM_EXISTS = 10058  # JetStream: stream name already in use with a different configuration
+__all__ = ["DeadLetter", "NatsTransport", "RawEvent"]
 
 
-@attrs.define(eq=False)
-class Delivery:
-    """One fetched job message. ``handle`` is the message object of the client that fetched
-    it (nats-py's, or the wire client's on Trio), opaque outside ``naq/_transport/``."""
+@attrs.frozen
+class RawEvent:
+    """A record write or a queued job message seen by an event subscription."""
 
-    handle: Msg | WireMsg
+    subject: str
+    event: str | None
     data: bytes
-    num_delivered: int
-    job_id: str
 
 
-class OutgoingJob(NamedTuple):
-    """A job to enqueue. ``dedupe`` (for ids the caller chose) makes JetStream drop a second
-    publish of the same id within its duplicate window; generated ids are unique already,
-    and skipping the check makes an enqueue a quarter cheaper for the server and client."""
+@attrs.frozen
+class DeadLetter:
+    """A message kept in the dead-letter stream, with the reason it ended there."""
 
+    sequence: int
     queue: str
     job_id: str
-    record: bytes
-    dedupe: bool
+    reason: str
+    data: bytes
+    time: datetime | None
+    attempts: int | None = None
+    """The runs the job had (``Naq-Attempts``); None for letters stored before naq wrote it."""
 
 
-@attrs.define
-class Settlement:
-    """What to do with a job after it ran: store its record, then ack or nak its message.
-
-    The record is stored first and the message is acked only once that store is confirmed,
-    so an outcome is never lost (at-least-once). ``delivery=None`` is a record write alone
-    (the "started" update). ``dead_reason`` also copies the message to the dead-letter stream.
-    """
-
-    job_id: str
-    record: bytes | None
-    delivery: Delivery | None = None
-    record_ttl: float | None = None
-    nak_delay: float | None = None
-    dead_reason: str | None = None
-    queue: str = ""
-    event: str | None = None
+def _dead_letter(msg: Any) -> DeadLetter:
+    headers = msg.headers or {}
+    _, _, queue, job_id = msg.subject.split(".")
+    attempts = headers.get("Naq-Attempts", "")
+    return DeadLetter(
+        sequence=msg.seq,
+        queue=queue,
+        job_id=job_id,
+        reason=headers.get("Naq-Reason", ""),
+        data=msg.data,
+        time=msg.time,
+        attempts=int(attempts) if attempts.isdigit() else None,
+    )
 
 
 _FIRST_RETRY = 0.25
 """Seconds before the one retry of a first connect (a server just starting gets a chance)."""
 _RECONNECT_WAIT = 2.0
 """Seconds between reconnect attempts once connected (nats-py's default)."""
-
-
-def _dead_letter_headers(item: Settlement, reason: str) -> dict[str, str]:
-    """Why the job ended in the dead-letter stream, and after how many runs.
-
-    The letter keeps the message as it was enqueued (attempts 0); the count comes from
-    the record stored with it. Dead letters are rare, so parsing that record here is cheap.
-    """
-    headers = {"Naq-Reason": reason, "Naq-Job-Id": item.job_id}
-    if item.record is not None:
-        try:
-            attempts = json.loads(item.record).get("attempts", 0)
-        except ValueError:
-            attempts = None
-        if type(attempts) is int:
-            headers["Naq-Attempts"] = str(attempts)
-    return headers
-
-
-def _delivery_count(msg: Msg | WireMsg) -> int:
-    """How often this message was delivered, read from its ack subject.
-
-    ``$JS.ACK.<stream>.<consumer>.<delivered>.…`` (9 tokens), or the 12-token form with
-    domain and account hash; nats-py's ``metadata`` parses all of it, which costs more.
-    """
-    tokens = msg.reply.split(".")
-    return int(tokens[4] if len(tokens) == 9 else tokens[6])
-
-
-def as_delivery(msg: Msg | WireMsg) -> Delivery:
-    """A fetched job message, of either client, as the worker sees it."""
-    return Delivery(msg, msg.data, _delivery_count(msg), _job_id_of(msg))
-
-
-def stream_sequence(msg: Msg | WireMsg) -> int:
-    """The message's sequence in its stream, read from its ack subject (see _delivery_count)."""
-    tokens = msg.reply.split(".")
-    return int(tokens[5] if len(tokens) == 9 else tokens[7])
-
-
-def _job_id_of(msg: Msg | WireMsg) -> str:
-    """The job id a message names: its subject's last token, else its Nats-Msg-Id."""
-    tokens = msg.subject.split(".")
-    if len(tokens) == 4:
-        return tokens[3]
-    return (msg.headers or {}).get("Nats-Msg-Id", "")
 
 
 def _nats_msg(delivery: Delivery) -> Msg:
@@ -197,9 +133,12 @@ def _consumer_config(queue: str, ack_wait: float) -> api.ConsumerConfig:
     )
 
 
-class NatsTransport(LifecycleMixin):
+class NatsTransport:
     """naq's view of NATS: job streams, records, consumers. Create and use on one asyncio loop.
 
+    The one object core code talks to (through ``Connection.call``). It owns the connection
+    (``jetstream``, shared with its stores) and two stores: ``admin`` (heartbeats, queue
+    statistics, purge) and ``schedules`` (definitions, server schedules, the naq engine).
     Client calls (enqueue, reads, waits) are bounded by ``timeout`` and ride out a server
     restart through ``Link``; the worker's own calls are not changed by it.
     """
@@ -214,9 +153,10 @@ class NatsTransport(LifecycleMixin):
         self.url = options.url
         self.timeout = timeout
         self._link = Link(self.url, timeout)
-        self._nc = None
-        self._js: Any = None
-        self._publisher: AckedPublisher | None = None
+        self._nc: NatsClient | None = None
+        self.jetstream = JetStream(replicas)
+        self.admin = NatsAdmin(self.jetstream)
+        self.schedules = ScheduleStore(self.jetstream)
         self._consumers: dict[str, PullConsumer] = {}
         self._closing = False
         self._connect_errors: list[BaseException] = []
@@ -250,40 +190,13 @@ class NatsTransport(LifecycleMixin):
         self.nc.options["max_reconnect_attempts"] = -1
         self.nc.options["reconnect_time_wait"] = _RECONNECT_WAIT
         self._link.connected()
-        self._js = self.nc.jetstream(timeout=self.timeout)
-        self._publisher = AckedPublisher(self.nc)
-        await self._publisher.start()
+        jetstream = self.jetstream
+        await jetstream.attach(self.nc, self.timeout)
         try:
-            await self._ensure_stream(
-                api.StreamConfig(
-                    name=JOBS_STREAM,
-                    subjects=jobs_stream_subjects(),
-                    allow_direct=True,
-                    retention=api.RetentionPolicy.WORK_QUEUE,
-                    storage=api.StorageType.FILE,
-                    duplicate_window=120.0,
-                    num_replicas=self.replicas,
-                )
-            )
-            await self._ensure_stream(
-                api.StreamConfig(
-                    name=DEAD_STREAM,
-                    subjects=[dead_subject("*", "*")],
-                    allow_direct=True,
-                    retention=api.RetentionPolicy.LIMITS,
-                    storage=api.StorageType.FILE,
-                    num_replicas=self.replicas,
-                )
-            )
-            await self._ensure_bucket(
-                self._file_bucket(
-                    JOBS_BUCKET,
-                    # Waiters and event listeners hear of a record write only once it is
-                    # stored, so a read that follows a wake-up never sees an older record.
-                    api.RePublish(src=f"$KV.{JOBS_BUCKET}.>", dest=f"{STORED_RECORDS}.>"),
-                )
-            )
-            await self._ensure_bucket(self._file_bucket(DEPS_BUCKET))
+            await jetstream.ensure_stream(jobs_stream(self.replicas))
+            await jetstream.ensure_stream(dead_stream(self.replicas))
+            await jetstream.ensure_bucket(jobs_bucket(self.replicas))
+            await jetstream.ensure_bucket(deps_bucket(self.replicas))
         except (
             nats.js.errors.ServiceUnavailableError,
             nats.errors.NoRespondersError,
@@ -330,63 +243,25 @@ class NatsTransport(LifecycleMixin):
         Its socket is the parent's: closing or flushing it from the child would corrupt the
         parent's session. The next :meth:`connect` makes this process's own.
         """
-        from ._schedules import _stores  # here: that module imports this one
-
-        self._nc = self._js = self._publisher = None
+        self._nc = None
+        self.jetstream.detach()
+        self.admin.forget()
+        self.schedules.forget()  # it holds the parent's bucket and watcher
         self._consumers = {}
         self._closing = False
         self._link = Link(self.url, self.timeout)
-        _stores.pop(self, None)  # its schedule store holds the parent's bucket and watcher
 
-    async def _ensure_stream(self, config: api.StreamConfig) -> None:
-        """Create the stream, or add what this version needs to an existing one.
+    @property
+    def nc(self) -> NatsClient:
+        """The connected nats-py client; NaqConnectionError before connecting."""
+        if self._nc is None:
+            raise NaqConnectionError("not connected to NATS: the transport was never opened")
+        return self._nc
 
-        An existing stream keeps its other settings and subjects (the scheduler adds its
-        own, and message schedules cannot be turned off again).
-        """
-        try:
-            await self._js.add_stream(config)
-        except nats.js.errors.BadRequestError as exc:
-            if exc.err_code != _STREAM_EXISTS:
-                raise
-            current = (await self._js.stream_info(config.name)).config
-            subjects = list(current.subjects or [])
-            missing = [s for s in config.subjects or [] if s not in subjects]
-            if missing or (config.allow_direct and not current.allow_direct):
-                await self._js.update_stream(
-                    current.evolve(
-                        subjects=subjects + missing,
-                        allow_direct=current.allow_direct or config.allow_direct,
-                    )
-                )
-
-    def _file_bucket(
-        self, bucket: str, republish: api.RePublish | None = None
-    ) -> api.KeyValueConfig:
-        """The configuration of one of naq's durable buckets (jobs, dependencies)."""
-        return api.KeyValueConfig(
-            bucket=bucket,
-            history=1,
-            storage=api.StorageType.FILE,
-            direct=True,
-            republish=republish,
-            replicas=self.replicas,
-        )
-
-    async def _ensure_bucket(self, config: api.KeyValueConfig) -> None:
-        """Create a KV bucket, or bring an existing one up to date: direct get on (naq reads
-        buckets by wildcard subject) and ``config``'s republish; its other settings kept."""
-        try:
-            await self._js.create_key_value(config.evolve(direct=True))
-        except nats.js.errors.BadRequestError as exc:
-            if exc.err_code != _STREAM_EXISTS:
-                raise
-            republish = config.republish
-            current = (await self._js.stream_info(f"KV_{config.bucket}")).config
-            if not current.allow_direct or (republish and current.republish is None):
-                await self._js.update_stream(
-                    current.evolve(allow_direct=True, republish=republish or current.republish)
-                )
+    @property
+    def _js(self) -> Any:
+        """nats-py's JetStream context (tests reach into it)."""
+        return self.jetstream.js
 
     async def _on_error(self, exc: Exception) -> None:
         if self._nc is None:  # connecting: the cause goes into the NaqConnectionError raised
@@ -427,14 +302,10 @@ class NatsTransport(LifecycleMixin):
         server's ``max_payload`` with the room a worker needs to record it
         (``RECORD_HEADROOM``): such a job could never run to an outcome.
         """
-        limit = self.max_payload - RECORD_HEADROOM
         for job in jobs:
-            if len(job.record) > limit:
-                raise SerializationError(
-                    f"job {job.job_id} is {len(job.record)} bytes encoded; the server's "
-                    f"max_payload of {self.max_payload} bytes allows {limit} (it keeps "
-                    f"{RECORD_HEADROOM} for the worker's additions); pass large data by reference"
-                )
+            too_large = record_too_large(job, self.max_payload)
+            if too_large is not None:
+                raise too_large
         announced = self._announced
         if any(job.queue not in announced for job in jobs):
             await self.announce_queues({job.queue for job in jobs})
@@ -446,9 +317,10 @@ class NatsTransport(LifecycleMixin):
         return await self._link.call(what, publish, retry=retry)
 
     async def _enqueue_many_once(self, jobs: Sequence[OutgoingJob]) -> list[tuple[str, NaqError]]:
-        assert self._publisher is not None
+        publisher = self.jetstream.publisher
+        assert publisher is not None
         # No timeout of its own: the Link's deadline bounds the whole call.
-        outcomes = await self._publisher.publish_all(
+        outcomes = await publisher.publish_all(
             [
                 OutgoingMessage(
                     job_subject(job.queue, job.job_id),
@@ -529,9 +401,9 @@ class NatsTransport(LifecycleMixin):
 
     async def _queue_consumer(self, queue: str) -> Any:  # nats-py's ConsumerInfo
         try:
-            return await self._js.consumer_info(JOBS_STREAM, consumer_name(queue))
+            return await self.jetstream.js.consumer_info(JOBS_STREAM, consumer_name(queue))
         except nats.js.errors.NotFoundError:
-            return await self._js.add_consumer(JOBS_STREAM, _consumer_config(queue, 30.0))
+            return await self.jetstream.js.add_consumer(JOBS_STREAM, _consumer_config(queue, 30.0))
 
     async def queue_depth(self, queue: str) -> int:
         """Jobs in a queue not yet acknowledged: waiting, running or waiting to retry."""
@@ -548,7 +420,9 @@ class NatsTransport(LifecycleMixin):
         return await self._link.call(f"counting dead letters of {queue}", count)
 
     async def _dead_letter_count(self, queue: str) -> int:
-        info = await self._js.stream_info(DEAD_STREAM, subjects_filter=dead_subject(queue, "*"))
+        info = await self.jetstream.js.stream_info(
+            DEAD_STREAM, subjects_filter=dead_subject(queue, "*")
+        )
         return sum((info.state.subjects or {}).values())
 
     # -- consuming --------------------------------------------------------------------------
@@ -562,7 +436,7 @@ class NatsTransport(LifecycleMixin):
 
     async def add_queue_consumer(self, queue: str, ack_wait: float) -> None:
         """Create or update the queue's durable pull consumer (a worker's settings)."""
-        await self._js.add_consumer(JOBS_STREAM, _consumer_config(queue, ack_wait))
+        await self.jetstream.js.add_consumer(JOBS_STREAM, _consumer_config(queue, ack_wait))
 
     async def fetch(self, queue: str, want: int, timeout: float) -> tuple[list[Delivery], int]:
         """Up to ``want`` messages as soon as any arrive, and how many more are owed.
@@ -605,11 +479,164 @@ class NatsTransport(LifecycleMixin):
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[BaseException | None]:
         """Store dead letters, then records, then ack or nak messages (see settle_with)."""
-        publisher = self._publisher
+        publisher = self.jetstream.publisher
         assert publisher is not None
         return await settle_with(
             settlements, functools.partial(publisher.publish_all, timeout=ACK_TIMEOUT), _answer
         )
+
+    # -- a job's life beyond the hot path: records, cancel, dependencies, events, letters ---
+    # Rare calls: each may take a round trip or two.
+
+    async def stored_record(self, job_id: str) -> StoredMessage | None:
+        """The job's KV record with its stream sequence (for compare-and-set writes)."""
+        return await self.jetstream.last_message(JOBS_BUCKET_STREAM, any_record_subject(job_id))
+
+    async def queued_message(self, job_id: str) -> StoredMessage | None:
+        """The job's message while it waits in its queue."""
+        return await self.jetstream.last_message(JOBS_STREAM, queued_job_subject(job_id))
+
+    async def delete_queued(self, sequence: int) -> bool:
+        """Remove a job message from its queue; False if a worker already acked it."""
+        return await self.jetstream.delete_message(JOBS_STREAM, sequence)
+
+    async def write_record(
+        self,
+        queue: str,
+        job_id: str,
+        data: bytes,
+        event: str | None,
+        ttl: float | None = None,
+        expected_sequence: int | None = None,
+    ) -> bool:
+        """Store a record; with ``expected_sequence``, only if it is still that version."""
+        headers = {"Naq-Event": event} if event else {}
+        if ttl:
+            headers["Nats-TTL"] = str(int(ttl))
+        message = OutgoingMessage(record_subject(queue, job_id), data, headers or None)
+        if expected_sequence is None:
+            await self.jetstream.publish_one(message)
+            return True
+        return await self.jetstream.compare_and_set(message, expected_sequence) is not None
+
+    async def change_record(self, job_id: str, change: Callable[[bytes], bytes | None]) -> bool:
+        """Rewrite a job's record if ``change`` returns new bytes, with compare-and-set
+        (read again and retried when another writer got there first)."""
+        while True:
+            stored = await self.stored_record(job_id)
+            if stored is None:
+                return False
+            new = change(stored.data)
+            if new is None:
+                return False
+            queue = stored.subject.split(".")[2]  # $KV.naq_jobs.<queue>.<job id>
+            if await self.write_record(queue, job_id, new, None, None, stored.sequence):
+                return True
+
+    async def notify_cancel(self, job_id: str) -> None:
+        """Tell every worker that ``job_id`` was cancelled (they stop it if it runs)."""
+        await self.nc.publish(cancel_subject(job_id), b"")
+        await self.nc.flush()
+
+    async def notify_purged(self, queue: str, at: str) -> None:
+        """Tell listeners (the dashboard's recent jobs) that ``queue`` was purged at ``at``."""
+        await self.nc.publish(purged_subject(queue), at.encode())
+        await self.nc.flush()
+
+    async def open_cancel_notices(self) -> asyncio.Queue[str]:
+        """A queue of cancelled job ids as notices arrive (for a worker)."""
+        notices: asyncio.Queue[str] = asyncio.Queue()
+
+        async def on_notice(msg: Msg) -> None:
+            notices.put_nowait(msg.subject.rsplit(".", 1)[1])
+
+        await self.nc.subscribe(cancel_subject("*"), cb=on_notice)
+        return notices
+
+    async def next_cancel_notices(self, notices: asyncio.Queue[str]) -> list[str]:
+        """Wait for at least one notice, then take all that are waiting."""
+        ids = [await notices.get()]
+        while not notices.empty():
+            ids.append(notices.get_nowait())
+        return ids
+
+    async def add_dependency(self, dependency_ids: Sequence[str], dependent_id: str) -> None:
+        """Remember that ``dependent_id`` waits for each of ``dependency_ids``."""
+        edges = [
+            OutgoingMessage(dependency_subject(dependency_id, dependent_id), b"1")
+            for dependency_id in dependency_ids
+        ]
+        for outcome in await self.jetstream.publish(edges):
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def dependents_of(self, job_ids: Sequence[str]) -> dict[str, list[str]]:
+        """For each job id, the jobs waiting for it (requests for all of them sent at once)."""
+        subjects = [dependency_subject(job_id, "*") for job_id in job_ids]
+        return dependency_edges(await self.jetstream.direct_get_many(DEPS_BUCKET_STREAM, subjects))
+
+    async def open_events(self, subjects: Sequence[str]) -> asyncio.Queue[RawEvent]:
+        """Subscribe to record writes and queued messages; what arrives is queued."""
+        events: asyncio.Queue[RawEvent] = asyncio.Queue()
+
+        async def on_message(msg: Msg) -> None:
+            headers = msg.headers or {}
+            if msg.data:
+                events.put_nowait(RawEvent(msg.subject, headers.get("Naq-Event"), msg.data))
+
+        subs = [await self.nc.subscribe(subject, cb=on_message) for subject in subjects]
+        await self.nc.flush()
+        events.subscriptions = subs  # type: ignore[attr-defined]
+        return events
+
+    async def next_events(
+        self, events: asyncio.Queue[RawEvent], timeout: float | None
+    ) -> list[RawEvent]:
+        """At least one event (or none after ``timeout``), and all others already waiting."""
+        try:
+            async with asyncio.timeout(timeout):
+                batch = [await events.get()]
+        except TimeoutError:
+            return []
+        while not events.empty():
+            batch.append(events.get_nowait())
+        return batch
+
+    async def close_events(self, events: asyncio.Queue[RawEvent]) -> None:
+        for sub in getattr(events, "subscriptions", []):
+            await sub.unsubscribe()
+
+    async def dead_letters(self, queue: str | None, limit: int) -> list[DeadLetter]:
+        """Dead letters, oldest first, of one queue or all."""
+        js = self.jetstream.js
+        subject = dead_subject(queue or "*", "*")
+        info = await js.stream_info(DEAD_STREAM)
+        letters: list[DeadLetter] = []
+        sequence = info.state.first_seq
+        while len(letters) < limit and sequence and sequence <= info.state.last_seq:
+            try:
+                msg = await js.get_msg(
+                    DEAD_STREAM, seq=sequence, subject=subject, next=True, direct=True
+                )
+            except nats.js.errors.NotFoundError:
+                break
+            letters.append(_dead_letter(msg))
+            sequence = msg.seq + 1
+        return letters
+
+    async def dead_letter(self, job_id: str) -> DeadLetter | None:
+        """The dead letter of one job, if there is one."""
+        try:
+            msg = await self.jetstream.js.get_last_msg(
+                DEAD_STREAM, dead_subject("*", job_id), direct=True
+            )
+        except nats.js.errors.NotFoundError:
+            return None
+        return _dead_letter(msg)
+
+    async def delete_dead_letter(self, sequence: int) -> bool:
+        """Drop a dead letter; False if it is gone already."""
+        return await self.jetstream.delete_message(DEAD_STREAM, sequence)
 
 
 async def _answer(delivery: Delivery, nak_delay: float | None) -> None:
@@ -618,93 +645,3 @@ async def _answer(delivery: Delivery, nak_delay: float | None) -> None:
         await msg.ack()
     else:
         await msg.nak(delay=nak_delay or None)
-
-
-PublishAll = Callable[[Sequence[OutgoingMessage]], Awaitable[list[BaseException | None]]]
-"""Publish messages to streams together: None or the error, for each."""
-Answer = Callable[[Delivery, "float | None"], Awaitable[None]]
-"""Ack a delivery (``nak_delay`` None), or nak it for redelivery after ``nak_delay`` s."""
-
-
-async def settle_with(
-    settlements: Sequence[Settlement], publish_all: PublishAll, answer: Answer
-) -> list[BaseException | None]:
-    """Store dead letters, then records, then ack or nak messages; one error slot each.
-
-    Dead letters are confirmed before any record of the batch is written, so whoever
-    sees a job's final record also finds its dead letter. An item whose dead letter or
-    record could not be stored is not acknowledged: the server delivers it again.
-    """
-    errors: list[BaseException | None] = [None] * len(settlements)
-    for messages in (dead_letter_messages, record_messages):
-        indexes, outgoing = messages(settlements, errors)
-        if outgoing:
-            for i, error in zip(indexes, await publish_all(outgoing), strict=True):
-                errors[i] = error
-    for item, error in zip(settlements, errors, strict=True):
-        if error is None and item.delivery is not None:
-            await answer(item.delivery, item.nak_delay)
-    return errors
-
-
-async def settle_and_find_dependents(
-    settle: Callable[[Sequence[Settlement]], Awaitable[list[BaseException | None]]],
-    dependents_of: Callable[[Sequence[str]], Awaitable[dict[str, list[str]]]],
-    settlements: Sequence[Settlement],
-    ended_ids: Sequence[str],
-) -> tuple[list[BaseException | None], dict[str, list[str]] | BaseException]:
-    """``settle``, then the dependents of the ended jobs whose outcome was stored.
-
-    A failed lookup is returned, not raised: the outcomes are stored and acked whatever it says.
-    """
-    errors = await settle(settlements)
-    unsaved = {item.job_id for item, error in zip(settlements, errors, strict=True) if error}
-    stored = [job_id for job_id in ended_ids if job_id not in unsaved]
-    try:
-        edges = await dependents_of(stored) if stored else {}
-    except Exception as exc:  # noqa: BLE001 - returned to the caller, which logs it
-        return errors, exc
-    return errors, edges
-
-
-def dead_letter_messages(
-    settlements: Sequence[Settlement], errors: Sequence[BaseException | None]
-) -> tuple[list[int], list[OutgoingMessage]]:
-    """The dead letters a batch stores first: each one's index in the batch, and the letter.
-
-    A letter keeps the job message as it was delivered, with why and after how many runs.
-    """
-    indexes: list[int] = []
-    letters: list[OutgoingMessage] = []
-    for i, item in enumerate(settlements):
-        delivery, reason = item.delivery, item.dead_reason
-        if reason is not None and delivery is not None and errors[i] is None:
-            indexes.append(i)
-            letters.append(
-                OutgoingMessage(
-                    dead_subject(item.queue, item.job_id),
-                    delivery.data,
-                    _dead_letter_headers(item, reason),
-                )
-            )
-    return indexes, letters
-
-
-def record_messages(
-    settlements: Sequence[Settlement], errors: Sequence[BaseException | None]
-) -> tuple[list[int], list[OutgoingMessage]]:
-    """The record writes of a batch whose dead letter (if any) was stored: index, message."""
-    indexes: list[int] = []
-    records: list[OutgoingMessage] = []
-    for i, item in enumerate(settlements):
-        if item.record is not None and errors[i] is None:
-            headers = {"Naq-Event": item.event} if item.event else {}
-            if item.record_ttl:
-                headers["Nats-TTL"] = str(int(item.record_ttl))
-            indexes.append(i)
-            records.append(
-                OutgoingMessage(
-                    record_subject(item.queue, item.job_id), item.record, headers or None
-                )
-            )
-    return indexes, records

@@ -11,17 +11,31 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import nats.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
-__all__ = ["AckedPublisher", "OutgoingMessage", "PublishError"]
+__all__ = ["AckedPublisher", "OutgoingMessage", "PublishError", "Stored"]
 
 
 class PublishError(Exception):
-    """JetStream refused a publish (or nobody listens on its subject)."""
+    """JetStream refused a publish (or nobody listens on its subject).
+
+    ``code`` is JetStream's ``err_code`` (see ``_codes``); None when no stream answered.
+    """
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Stored(NamedTuple):
+    """Where JetStream stored a message, and whether it was a duplicate it dropped."""
+
+    seq: int
+    duplicate: bool
 
 
 class OutgoingMessage(NamedTuple):
@@ -44,11 +58,24 @@ class _Acks:
         self.waiting = count
         self.done = asyncio.get_running_loop().create_future()
 
-    def settle(self, index: int, error: BaseException | None) -> None:
-        self.outcomes[index] = error
+    def answer(self, index: int, ack: Msg) -> None:
+        """The server's ack of message ``index``: None, or the refusal it reports."""
+        self.settle(index, _refusal(ack))
+
+    def settle(self, index: int, outcome: Any) -> None:
+        self.outcomes[index] = outcome
         self.waiting -= 1
         if not self.waiting and not self.done.done():
             self.done.set_result(None)
+
+
+class _StoredAcks(_Acks):
+    """Outcomes that keep what each ack says: a :class:`Stored`, or the refusal."""
+
+    __slots__ = ()
+
+    def answer(self, index: int, ack: Msg) -> None:
+        self.settle(index, _stored(ack))
 
 
 class AckedPublisher:
@@ -64,8 +91,19 @@ class AckedPublisher:
         self._prefix = self._nc.new_inbox() + "."
         await self._nc.subscribe(self._prefix + "*", cb=self._on_reply)
 
-    async def publish_all(
+    async def publish_stored(
         self, messages: Sequence[OutgoingMessage], timeout: float | None = None
+    ) -> list[Stored | BaseException]:
+        """As :meth:`publish_all`, with each stored message's sequence and duplicate flag."""
+        return cast(
+            "list[Stored | BaseException]", await self.publish_all(messages, timeout, _StoredAcks)
+        )
+
+    async def publish_all(
+        self,
+        messages: Sequence[OutgoingMessage],
+        timeout: float | None = None,
+        acks_type: type[_Acks] = _Acks,
     ) -> list[BaseException | None]:
         """Send every message, then wait for JetStream to store them: None or an error each.
 
@@ -73,7 +111,7 @@ class AckedPublisher:
         one not confirmed within ``timeout`` seconds gets a TimeoutError. If the caller is
         cancelled, nothing of the group is left behind waiting for its ack.
         """
-        acks = _Acks(len(messages))
+        acks = acks_type(len(messages))
         tokens: list[str] = []
         try:
             for index, (subject, payload, headers) in enumerate(messages):
@@ -107,7 +145,7 @@ class AckedPublisher:
         entry = self._pending.pop(msg.subject[len(self._prefix) :], None)
         if entry is not None:  # else its caller gave up waiting (timeout or cancellation)
             acks, index = entry
-            acks.settle(index, _refusal(msg))
+            acks.answer(index, msg)
 
 
 def _refusal(msg: Msg) -> PublishError | None:
@@ -118,4 +156,15 @@ def _refusal(msg: Msg) -> PublishError | None:
     if b'"error"' not in msg.data:  # a plain ack: no need to parse it
         return None
     error = json.loads(msg.data).get("error")
-    return PublishError(error.get("description", str(error))) if error else None
+    if not error:
+        return None
+    return PublishError(error.get("description", str(error)), error.get("err_code"))
+
+
+def _stored(msg: Msg) -> Stored | PublishError:
+    """What a JetStream ack says: where the message was stored, or why it was refused."""
+    refusal = _refusal(msg)
+    if refusal is not None:
+        return refusal
+    ack = json.loads(msg.data)
+    return Stored(ack["seq"], bool(ack.get("duplicate", False)))

@@ -18,6 +18,8 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from ._names import next_message_subject
+
 __all__ = ["PullConsumer"]
 
 _GRACE = 2.0
@@ -29,7 +31,7 @@ class PullConsumer:
 
     def __init__(self, nc: NatsClient, stream: str, durable: str) -> None:
         self._nc = nc
-        self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        self._next_subject = next_message_subject(stream, durable)
         self._inbox = ""
         self._sub: Subscription | None = None
         self._buffer: collections.deque[Msg] = collections.deque()

@@ -47,6 +47,7 @@ import anyio.lowlevel
 from anyio.streams.tls import TLSStream
 from loguru import logger
 
+from ._names import direct_get_subject, next_message_subject
 from ._wire_protocol import (
     ConnectionClosedError,
     ConnectionLostError,
@@ -352,7 +353,7 @@ class PullSubscription(_Inbox):
 
     def __init__(self, conn: WireConnection, stream: str, consumer: str, sid: int, prefix: str):
         super().__init__(conn, sid)
-        self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+        self._next_subject = next_message_subject(stream, consumer)
         self._prefix = prefix
         self._counter = 0
         self._buffer: deque[Msg] = deque()
@@ -1309,7 +1310,7 @@ class WireConnection:
         The message's headers carry Nats-Stream, Nats-Subject, Nats-Sequence, Nats-Time-Stamp.
         """
         body = json.dumps({"last_by_subj": last_by_subj}).encode()
-        msg = await self.request(f"$JS.API.DIRECT.GET.{stream}", body, None, timeout)
+        msg = await self.request(direct_get_subject(stream), body, None, timeout)
         if msg.status == 404:
             return None
         if msg.status is not None:

@@ -13,6 +13,7 @@ from collections import deque
 
 import anyio
 
+from ._names import next_message_subject
 from ._wire import WireConnection, _Inbox
 from ._wire_protocol import ConnectionLostError, Msg, pull_request
 
@@ -27,7 +28,7 @@ class StreamingPull(_Inbox):
 
     def __init__(self, conn: WireConnection, stream: str, consumer: str, sid: int, prefix: str):
         super().__init__(conn, sid)
-        self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+        self._next_subject = next_message_subject(stream, consumer)
         self._prefix = prefix
         self._counter = 0
         self._buffer: deque[Msg] = deque()

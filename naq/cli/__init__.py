@@ -33,7 +33,7 @@ from .._processes import (
     parameters_argv,
     run_child,
 )
-from .._scheduler import Scheduler
+from .._schedules import Scheduler
 from .._settings import ConnectOptions
 from .._worker import Worker
 from ..server import check_port_free, find_nats_server, lock_store
@@ -376,7 +376,7 @@ def server(
     del lock  # not reached: execv replaced this process
 
 
-from . import _dashboard, _dev, _failed, _jobs, _ops, _schedules  # noqa: E402, F401 - register their commands
+from . import _dashboard, _dead_letters, _dev, _jobs, _ops, _schedule_commands  # noqa: E402, F401 - register their commands
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from naq._loop_thread import shared_portal
-from naq._transport._wipe import wipe_naq_streams
+from naq._transport import wipe_naq_streams
 from naq.server import EmbeddedServer
 
 __all__ = ["URL_ENV", "clean_slate", "session_server"]

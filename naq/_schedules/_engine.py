@@ -28,13 +28,13 @@ import attrs
 from anyio.abc import TaskStatus
 from loguru import logger
 
-from ._connection import Connection
-from ._record import JobStatus, encode_record
-from ._schedules import Schedule, ScheduleStatus, decode_schedule, encode_schedule, fire
-from ._serializers import get_serializer
-from ._settings import ConnectOptions, resolve_connect_options
-from ._time import utcnow
-from ._transport._schedules import Fire, ScheduleStore, schedule_store
+from .._connection import Connection
+from .._record import JobStatus, encode_record
+from .._serializers import get_serializer
+from .._settings import ConnectOptions, resolve_connect_options
+from .._time import utcnow
+from .._transport import Fire, ScheduleStore
+from ._definition import Schedule, ScheduleStatus, decode_schedule, encode_schedule, fire
 
 __all__ = ["RECOVERY_WINDOW", "Scheduler"]
 
@@ -78,7 +78,7 @@ class Scheduler:
         """Fire due runs until :meth:`stop`; ``task_status.started()`` once it has its view."""
         connection = Connection(self.connect_options, get_serializer("json"))
         await connection.open()
-        store = schedule_store(connection.transport)
+        store = connection.transport.schedules
         try:
             await connection.call(store.ensure)
             await self._refresh(connection, store, timeout=0)

@@ -14,9 +14,9 @@ from datetime import datetime
 
 import attrs
 
-from ._errors import ConfigurationError
-from ._record import JobRecord, JobStatus, _make_converter, decode_json, encode_json
-from ._schedule import Trigger, first_due, next_due, run_job_id
+from .._errors import ConfigurationError
+from .._record import JobRecord, JobStatus, _make_converter, decode_json, encode_json
+from ._timing import Trigger, first_due, next_due, run_job_id
 
 __all__ = [
     "Schedule",

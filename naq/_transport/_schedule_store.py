@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -23,26 +22,30 @@ import attrs
 import nats.errors
 import nats.js.errors
 from loguru import logger
-from nats.js import api
 
 from .._errors import ConfigurationError
-from ._names import JOBS_STREAM, job_subject, queue_subject, record_subject
-from ._nats import Delivery, NatsTransport, stream_sequence
+from ._deliveries import Delivery, stream_sequence
+from ._jetstream import JetStream, lost_race
+from ._names import (
+    JOBS_STREAM,
+    SCHEDULE_PREFIX,
+    job_subject,
+    queue_subject,
+    record_subject,
+    schedule_definition_subject,
+    schedule_subject,
+)
+from ._publisher import OutgoingMessage, PublishError
+from ._streams import scheduled_jobs_stream, schedules_bucket
 
 __all__ = [
-    "SCHEDULES_BUCKET",
     "Fire",
     "ScheduleStore",
     "ServerFire",
     "check_schedule_id",
-    "schedule_store",
     "server_fire",
 ]
 
-SCHEDULES_BUCKET = "naq_schedules"
-"""KV bucket of schedule definitions, keyed by schedule id."""
-_SCHED_PREFIX = "naq.sched."
-_WRONG_LAST_SEQUENCE = (10071, 10164)
 Change = tuple[str, bytes | None, int]
 """A definition changed: (schedule id, data or None when deleted, revision)."""
 _SCHEDULE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
@@ -56,10 +59,6 @@ def check_schedule_id(schedule_id: str) -> str:
             f"invalid schedule id {schedule_id!r}: use 1-100 letters, digits, '_' or '-'"
         )
     return schedule_id
-
-
-def _sched_subject(schedule_id: str) -> str:
-    return _SCHED_PREFIX + schedule_id
 
 
 @attrs.frozen
@@ -77,11 +76,11 @@ def server_fire(delivery: Delivery) -> ServerFire | None:
     msg = delivery.handle
     headers = msg.headers or {}
     scheduler = headers.get("Nats-Scheduler", "")
-    if not scheduler.startswith(_SCHED_PREFIX):
+    if not scheduler.startswith(SCHEDULE_PREFIX):
         return None
     nxt = headers.get("Nats-Schedule-Next", "purge")
     following = None if nxt == "purge" else datetime.fromisoformat(nxt.replace("Z", "+00:00"))
-    return ServerFire(scheduler[len(_SCHED_PREFIX) :], stream_sequence(msg), following)
+    return ServerFire(scheduler[len(SCHEDULE_PREFIX) :], stream_sequence(msg), following)
 
 
 @attrs.frozen
@@ -97,10 +96,10 @@ class Fire:
 
 
 class ScheduleStore:
-    """The schedules bucket and server schedules, for one transport. See :func:`schedule_store`."""
+    """The schedules bucket and server schedules; owned by a transport (``.schedules``)."""
 
-    def __init__(self, transport: NatsTransport) -> None:
-        self._transport = transport
+    def __init__(self, jetstream: JetStream) -> None:
+        self._jetstream = jetstream
         self._kv: Any = None
         self._server_schedules: bool | None = None
         self._watch: Any = None
@@ -109,13 +108,12 @@ class ScheduleStore:
         self._updated = asyncio.Event()
         self._watch_reconnects = -1
 
-    @property
-    def _js(self) -> Any:
-        return self._transport._js
-
-    @property
-    def _nc(self) -> Any:
-        return self._transport.nc
+    def forget(self) -> None:
+        """Drop the bucket and watch of a connection inherited through ``fork()``, unused."""
+        self._kv = self._server_schedules = self._watch = self._watch_task = None
+        self._updates = []
+        self._updated = asyncio.Event()
+        self._watch_reconnects = -1
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -126,29 +124,12 @@ class ScheduleStore:
         """
         if self._server_schedules is not None:
             return self._server_schedules
-        try:
-            self._kv = await self._js.create_key_value(
-                api.KeyValueConfig(
-                    bucket=SCHEDULES_BUCKET,
-                    history=1,
-                    storage=api.StorageType.FILE,
-                    replicas=self._transport.replicas,
-                )
-            )
-        except nats.js.errors.BadRequestError:
-            self._kv = await self._js.key_value(SCHEDULES_BUCKET)
-        version = self._nc.connected_server_version
+        jetstream = self._jetstream
+        self._kv = await jetstream.open_bucket(schedules_bucket(jetstream.replicas))
+        version = jetstream.nc.connected_server_version
         supported = (version.major, version.minor) >= _MIN_SERVER
         if supported:
-            info = await self._js.stream_info(JOBS_STREAM)
-            config = info.config
-            wanted = _SCHED_PREFIX + "*"
-            if wanted not in (config.subjects or []) or not config.allow_msg_schedules:
-                config.subjects = [*(config.subjects or []), wanted]
-                config.subjects = list(dict.fromkeys(config.subjects))
-                config.allow_msg_schedules = True
-                await self._js.update_stream(config)
-                logger.info("enabled message schedules on stream {}", JOBS_STREAM)
+            await jetstream.ensure_stream(scheduled_jobs_stream(jetstream.replicas))
         self._server_schedules = supported
         return supported
 
@@ -219,31 +200,17 @@ class ScheduleStore:
         if timezone is not None:
             headers["Nats-Schedule-Time-Zone"] = timezone
         try:
-            await self._js.publish(_sched_subject(schedule_id), body, headers=headers)
-        except nats.js.errors.APIError as exc:
+            await self._jetstream.publish_one(
+                OutgoingMessage(schedule_subject(schedule_id), body, headers)
+            )
+        except PublishError as exc:
             raise ConfigurationError(
-                f"nats-server refused schedule {pattern!r} ({timezone or 'UTC'}): {exc.description}"
+                f"nats-server refused schedule {pattern!r} ({timezone or 'UTC'}): {exc}"
             ) from exc
 
     async def remove_server_schedule(self, schedule_id: str) -> None:
         """Delete the schedule message, so the server fires it no more."""
-        await self._js.purge_stream(JOBS_STREAM, subject=_sched_subject(schedule_id))
-
-    # -- job records ------------------------------------------------------------------------
-
-    async def update_record(self, job_id: str, change: Callable[[bytes], bytes | None]) -> bool:
-        """Rewrite a job record if ``change`` returns new bytes, with compare-and-set."""
-        transport = self._transport
-        while True:
-            stored = await transport.stored_record(job_id)
-            if stored is None:
-                return False
-            new = change(stored.data)
-            if new is None:
-                return False
-            queue = stored.subject.split(".")[2]  # $KV.naq_jobs.<queue>.<job id>
-            if await transport.write_record(queue, job_id, new, None, None, stored.sequence):
-                return True
+        await self._jetstream.js.purge_stream(JOBS_STREAM, subject=schedule_subject(schedule_id))
 
     # -- naq engine -------------------------------------------------------------------------
 
@@ -255,27 +222,21 @@ class ScheduleStore:
         stored before the claim always wins. The job message carries ``Nats-Msg-Id`` = the
         run's job id, so a run re-sent after a crash is stored once.
         """
-        js = self._js
-        # Awaited publishes, concurrently: a lost race is an expected answer here, which
-        # publish_async would also report to the connection's error callback.
         claims = [
-            js.publish(
-                f"$KV.{SCHEDULES_BUCKET}.{item.schedule_id}",
+            OutgoingMessage(
+                schedule_definition_subject(item.schedule_id),
                 item.data,
-                headers={"Nats-Expected-Last-Subject-Sequence": str(item.revision)},
+                {"Nats-Expected-Last-Subject-Sequence": str(item.revision)},
             )
             for item in fires
         ]
-        outcomes = await asyncio.gather(*claims, return_exceptions=True)
+        outcomes = await self._jetstream.publish(claims)
         revisions: list[int | None] = []
         claimed: list[Fire] = []
         failure: BaseException | None = None
         for item, outcome in zip(fires, outcomes, strict=True):
             if isinstance(outcome, BaseException):
-                wrong_last = isinstance(outcome, nats.js.errors.APIError) and (
-                    outcome.err_code in _WRONG_LAST_SEQUENCE
-                )
-                failure = failure if wrong_last else outcome
+                failure = failure if lost_race(outcome) else outcome
                 revisions.append(None)
             else:
                 revisions.append(outcome.seq)
@@ -291,20 +252,17 @@ class ScheduleStore:
         Both go out back to back on one connection, record first, so a worker's "started"
         write always lands after the "queued" one.
         """
-        js = self._js
-        pending = []
+        messages: list[OutgoingMessage] = []
         for item in fires:
-            pending.append(
-                await js.publish_async(record_subject(item.queue, item.job_id), item.record)
-            )
-            pending.append(
-                await js.publish_async(
-                    job_subject(item.queue, item.job_id),
-                    item.record,
-                    headers={"Nats-Msg-Id": item.job_id},
+            messages.append(OutgoingMessage(record_subject(item.queue, item.job_id), item.record))
+            messages.append(
+                OutgoingMessage(
+                    job_subject(item.queue, item.job_id), item.record, {"Nats-Msg-Id": item.job_id}
                 )
             )
-        await asyncio.gather(*pending)
+        for outcome in await self._jetstream.publish(messages):
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def reenqueue(self, fires: Sequence[Fire]) -> int:
         """Re-send runs that may have been claimed but not enqueued (a crash in between).
@@ -314,35 +272,36 @@ class ScheduleStore:
         lost is enqueued, and its record is written only if it has none yet. Returns the
         number of runs that were lost and are now enqueued.
         """
-        js = self._js
-        sent = [
-            await js.publish_async(
-                job_subject(item.queue, item.job_id),
-                item.record,
-                headers={"Nats-Msg-Id": item.job_id},
-            )
-            for item in fires
-        ]
-        acks = await asyncio.gather(*sent)
-        lost = [item for item, ack in zip(fires, acks, strict=True) if not ack.duplicate]
-        stored = [
-            await js.publish_async(
+        jetstream = self._jetstream
+        sent = await jetstream.publish(
+            [
+                OutgoingMessage(
+                    job_subject(item.queue, item.job_id), item.record, {"Nats-Msg-Id": item.job_id}
+                )
+                for item in fires
+            ]
+        )
+        lost: list[Fire] = []
+        for item, outcome in zip(fires, sent, strict=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+            if not outcome.duplicate:
+                lost.append(item)
+        records = [  # only where it has none: a record that exists already is kept
+            OutgoingMessage(
                 record_subject(item.queue, item.job_id),
                 item.record,
-                headers={"Nats-Expected-Last-Subject-Sequence": "0"},
+                {"Nats-Expected-Last-Subject-Sequence": "0"},
             )
             for item in lost
         ]
-        await asyncio.gather(*stored, return_exceptions=True)  # exists already: keep it
+        for item, outcome in zip(lost, await jetstream.publish(records), strict=True):
+            if isinstance(outcome, BaseException) and not lost_race(outcome):
+                # The run is enqueued; its worker writes the record it lacks.
+                logger.warning(
+                    "could not store the queued record of {}: {!r}", item.job_id, outcome
+                )
         return len(lost)
-
-    async def records(self, job_ids: Sequence[str]) -> list[bytes | None]:
-        """The current records of these jobs (None where there is none)."""
-        return [await self._transport.get_record(job_id) for job_id in job_ids]
-
-    async def put_record(self, queue: str, job_id: str, record: bytes) -> None:
-        """Store a job record without enqueueing anything (a delayed job's "scheduled")."""
-        await self._js.publish(record_subject(queue, job_id), record)
 
     # -- watching ---------------------------------------------------------------------------
 
@@ -353,7 +312,7 @@ class ScheduleStore:
         ``(True, every definition)``: the caller replaces its whole view. Later calls return
         ``(False, changes)``; a deleted definition comes with data None.
         """
-        reconnects = self._nc.stats["reconnects"]
+        reconnects = self._jetstream.nc.stats["reconnects"]
         if self._watch_task is None or reconnects != self._watch_reconnects:
             await self.stop_watch()
             snapshot = await self._start_watch()
@@ -401,14 +360,3 @@ class ScheduleStore:
 def _change(entry: Any) -> Change:
     deleted = entry.operation in ("DEL", "PURGE")
     return entry.key, None if deleted else entry.value, entry.revision
-
-
-_stores: weakref.WeakKeyDictionary[NatsTransport, ScheduleStore] = weakref.WeakKeyDictionary()
-
-
-def schedule_store(transport: NatsTransport) -> ScheduleStore:
-    """The one ScheduleStore of a transport, made on first use."""
-    store = _stores.get(transport)
-    if store is None:
-        store = _stores[transport] = ScheduleStore(transport)
-    return store

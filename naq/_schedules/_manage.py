@@ -1,4 +1,4 @@
-"""Creating and changing schedules (the Client's side), and claiming server-fired runs.
+"""Creating and changing schedules: the Client's side.
 
 Order of writes, chosen so a change takes effect before the next due time and nothing
 is left half done: a pause or cancel first removes the server schedule, then marks the
@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ._errors import ConfigurationError, ScheduleNotFound
-from ._record import JobRecord, JobStatus, decode_record, encode_record
-from ._schedule import Trigger, first_due, server_pattern
-from ._schedules import (
+from .._errors import ConfigurationError, ScheduleNotFound
+from .._record import JobRecord, JobStatus, decode_record, encode_record
+from .._time import utcnow
+from .._transport import ScheduleStore
+from ._definition import (
     Schedule,
     ScheduleStatus,
-    claim_server_run,
     decode_schedule,
     encode_schedule,
     paused,
@@ -28,13 +28,12 @@ from ._schedules import (
     resumed,
     with_status,
 )
-from ._time import utcnow
-from ._transport._schedules import ScheduleStore, ServerFire, schedule_store
+from ._timing import Trigger, first_due, server_pattern
 
 if TYPE_CHECKING:
-    from ._connection import Connection
+    from .._connection import Connection
 
-__all__ = ["ENGINES", "Scheduling", "claim_fired_run", "engine_setting"]
+__all__ = ["ENGINES", "Scheduling", "engine_setting"]
 
 ENGINES = ("auto", "server", "naq")
 
@@ -58,7 +57,7 @@ class Scheduling:
         self.engine = engine_setting(engine)
 
     async def _store(self) -> tuple[ScheduleStore, bool]:
-        store = schedule_store(self._connection.transport)
+        store = self._connection.transport.schedules
         return store, await self._connection.call(store.ensure)
 
     async def _resolve_engine(self) -> tuple[ScheduleStore, str]:
@@ -110,7 +109,8 @@ class Scheduling:
         )
         if one_off:  # the job exists, as "scheduled", before anything can run it
             scheduled = template.moved_to(JobStatus.SCHEDULED, now)
-            await call(store.put_record, template.queue, sid, encode_record(scheduled))
+            transport = self._connection.transport
+            await call(transport.write_record, template.queue, sid, encode_record(scheduled), None)
 
         def decide(current: bytes | None) -> tuple[bytes, tuple[Schedule, Schedule | None]]:
             if current is None:
@@ -226,36 +226,7 @@ class Scheduling:
                     attrs.evolve(record, status=JobStatus.CANCELED, ended_at=utcnow())
                 )
 
-            await self._connection.call(store.update_record, schedule_id, change)
+            await self._connection.call(
+                self._connection.transport.change_record, schedule_id, change
+            )
         return schedule
-
-
-async def claim_fired_run(
-    connection: Connection, record: JobRecord, fire: ServerFire
-) -> JobRecord | None:
-    """Worker side, server engine: give a server-fired run its own job id and count it.
-
-    Returns the record to run, or None to skip the message (the schedule was canceled
-    or has made its ``repeat`` runs). A schedule that just completed is removed from the
-    server. A run whose definition is missing still runs, with the stream sequence in its
-    job id, so nothing is dropped silently.
-    """
-    store = schedule_store(connection.transport)
-    await connection.call(store.ensure)
-
-    def decide(current: bytes | None) -> tuple[bytes | None, tuple[str | None, bool]]:
-        if current is None:
-            return None, (f"{fire.schedule_id}-s{fire.seq}", False)
-        schedule = decode_schedule(current)
-        updated, job_id = claim_server_run(schedule, fire.seq, fire.following, utcnow())
-        if updated is None:
-            return None, (job_id, False)
-        finished = updated.status is ScheduleStatus.COMPLETED and not schedule.one_off
-        return encode_schedule(updated), (job_id, finished)
-
-    job_id, finished = await connection.call(store.update, fire.schedule_id, decide)
-    if finished:
-        await connection.call(store.remove_server_schedule, fire.schedule_id)
-    if job_id is None:
-        return None
-    return attrs.evolve(record, id=job_id, enqueued_at=utcnow())

@@ -11,8 +11,7 @@ import typer
 
 from .._client import Client
 from .._errors import ScheduleNotFound
-from .._scheduler import Scheduler
-from .._schedules import Schedule, ScheduleStatus
+from .._schedules import Schedule, Scheduler, ScheduleStatus
 from .._settings import ConnectOptions
 from .._views import schedule_view
 from . import BackendOption, DjangoOption, app, run_until_signalled

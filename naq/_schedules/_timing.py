@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 from croniter import croniter
 
-from ._errors import ConfigurationError
-from ._time import as_utc
+from .._errors import ConfigurationError
+from .._time import as_utc
 
 __all__ = [
     "Trigger",
