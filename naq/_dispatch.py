@@ -15,6 +15,7 @@ wake per job, as before.
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import anyio
@@ -114,5 +115,16 @@ class BatchQueue(Generic[T]):
                 raise anyio.EndOfStream
             self._wake = anyio.Event()
             await self._wake.wait()
+        return self.take(limit)
+
+    def take(self, limit: int) -> list[T]:
+        """Up to ``limit`` of the items waiting, oldest first, without waiting."""
         items = self._items
         return [items.popleft() for _ in range(min(limit, len(items)))]
+
+    async def wait_for(self, wanted: Callable[[T], bool], timeout: float) -> None:
+        """Wait until an item ``wanted`` accepts is waiting, the queue closes, or ``timeout``."""
+        with anyio.move_on_after(timeout):
+            while not self._closed and not any(wanted(item) for item in self._items):
+                self._wake = anyio.Event()
+                await self._wake.wait()

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import anyio
 import attrs
@@ -43,13 +43,12 @@ from ._job_threads import JobThreads
 from ._outcome import Outcome, error_info
 from ._record import JobRecord
 
-if TYPE_CHECKING:
-    from ._worker import Worker
-
 __all__ = ["HookError", "JobHooks", "WorkerHooks", "combine_hooks", "run_shutdown", "run_startup"]
 
-WorkerHook = Callable[["Worker"], Any]
-"""``hook(worker)``, sync or async: at startup (before connecting) or shutdown."""
+WorkerHook = Callable[[Any], Any]
+"""``hook(worker)``, sync or async, called with the ``naq.Worker``: at startup (before
+connecting) or shutdown. (Typed ``Any`` so that this module needs nothing of ``_worker``,
+which imports it.)"""
 JobHook = Callable[[JobRecord], Any]
 """``hook(record)``, sync or async: before or after each run of a job."""
 FailureHook = Callable[[JobRecord, BaseException], Any]
@@ -160,7 +159,7 @@ def _log_hook_error(kind: str, hook: Callable[..., Any], job: str, exc: BaseExce
     )
 
 
-async def run_startup(hooks: WorkerHooks, worker: Worker) -> None:
+async def run_startup(hooks: WorkerHooks, worker: Any) -> None:
     """Run the startup hooks in order; the first to raise stops it, as a HookError."""
     for hook, is_async in _kinds(hooks.on_startup):
         try:
@@ -169,7 +168,7 @@ async def run_startup(hooks: WorkerHooks, worker: Worker) -> None:
             raise _hook_error("on_startup", hook, exc) from exc
 
 
-async def run_shutdown(hooks: WorkerHooks, worker: Worker) -> None:
+async def run_shutdown(hooks: WorkerHooks, worker: Any) -> None:
     """Run every shutdown hook (shielded, each within 10 s if async); errors are logged."""
     with anyio.CancelScope(shield=True):
         for hook, is_async in _kinds(hooks.on_shutdown):

@@ -20,8 +20,7 @@ from typing import Any
 
 from ._connection import Connection
 from ._errors import JobNotFound
-from ._record import ErrorInfo, JobRecord, JobStatus, decode_record, encode_record
-from ._runner import keep_for
+from ._record import ErrorInfo, JobRecord, JobStatus, decode_record, encode_record, keep_for
 from ._serializers import serializer_for_record
 from ._time import utcnow
 from ._transport import OutgoingJob

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import operator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -30,7 +31,17 @@ __all__ = [
     "decode_record",
     "encode_json",
     "encode_record",
+    "keep_for",
 ]
+
+
+def keep_for(ttl: float | None, default: float | None) -> float | None:
+    """Seconds to keep an ended record: ``default`` if unset, -1 forever, else at least 1 s."""
+    if ttl is None:
+        ttl = default
+    if ttl is None or ttl < 0:
+        return None
+    return float(max(1, math.ceil(ttl)))
 
 
 class JobStatus(enum.StrEnum):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import functools
 import json
-import math
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,22 +24,20 @@ from ._execution import execute, is_async_callable
 from ._hooks import JobHooks
 from ._job_threads import JobThreads
 from ._outcome import Outcome, error_info
-from ._record import ErrorInfo, JobRecord, JobStatus, decode_record, encode_record
+from ._record import (
+    ErrorInfo,
+    JobRecord,
+    JobStatus,
+    decode_record,
+    encode_record,
+    keep_for,
+)
 from ._serializers import Serializer, serializer_for_record
 from ._settings import DEFAULT_RESULT_TTL
 from ._time import utcnow
 from ._transport import RECORD_HEADROOM, Delivery, ServerFire, Settlement, server_fire
 
 __all__ = ["JobRunner", "StartedJob", "Update", "settlements"]
-
-
-def keep_for(ttl: float | None, default: float | None) -> float | None:
-    """Seconds to keep an ended record: ``default`` if unset, -1 forever, else at least 1 s."""
-    if ttl is None:
-        ttl = default
-    if ttl is None or ttl < 0:
-        return None
-    return float(max(1, math.ceil(ttl)))
 
 
 @attrs.define

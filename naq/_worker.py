@@ -43,6 +43,10 @@ from ._transport import Delivery, check_queue_name
 __all__ = ["Worker"]
 
 _SETTLE_BATCH = 512
+_INTERIM_GRACE = 0.005
+"""Seconds a batch of interim records waits for an outcome that would make them moot: a
+job that ends within it never has its "started" record written (one publish fewer, and its
+outcome is not queued behind that publish); a longer one's shows this much later."""
 MEMORY_CHECK_INTERVAL = 0.1
 """Seconds between RSS reads for ``max_memory_mib`` (read when a job ends, at most this often)."""
 
@@ -371,6 +375,11 @@ class Worker:
                 batch = await updates.get_batch(_SETTLE_BATCH)
             except anyio.EndOfStream:
                 return
+            if not any(_ends_a_job(update) for update in batch):
+                # Only interim records ("started", progress): a quick job's outcome, due any
+                # moment, makes them moot (see ``settlements``), so give it a moment to come.
+                await updates.wait_for(_ends_a_job, _INTERIM_GRACE)
+                batch += updates.take(_SETTLE_BATCH - len(batch))
             batch_settlements = settlements(batch)
             terminal = [
                 u.record
@@ -450,3 +459,8 @@ class Worker:
                 await connection.call(connection.transport.keep_alive, list(self._in_flight))
             except Exception as exc:  # noqa: BLE001 - logged; the next beat tries again
                 logger.warning("keep-alive failed: {!r}", exc)
+
+
+def _ends_a_job(update: Update) -> bool:
+    """Whether the update settles a job's message (its outcome), not an interim record."""
+    return update.delivery is not None

@@ -31,7 +31,6 @@ from naq import (
     call,
 )
 
-from ._default import default_client
 from ._generated import (
     Admin,
     Client,
@@ -41,6 +40,7 @@ from ._generated import (
     cancel,
     cancel_schedule,
     dead_letters,
+    default_client,
     delete_dead_letter,
     drain,
     enqueue,

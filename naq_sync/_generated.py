@@ -2,7 +2,8 @@
 # tests/test_sync_api.py fails when this file is out of date; run the command again then.
 """naq_sync's blocking twins of naq's classes, and its module functions (on the
 default client). Every call runs the async core on naq's loop thread through
-naq._blocking.run_blocking; nothing here has behaviour of its own."""
+naq._blocking.run_blocking (enqueues through naq._caller_thread.run_in_caller, in the calling
+thread); nothing here has behaviour of its own."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from naq._blocking import run_blocking
 from naq._caller_thread import run_in_caller
 from naq._client import DEFAULT_TIMEOUT, ClientRef, Dependencies, JobFunction, R, Seconds
 from naq._job import R_co
-from naq_sync._default import default_client
+from naq_sync._default import DefaultClient
 from naq_sync._twin import BlockingTwin, T
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "cancel",
     "cancel_schedule",
     "dead_letters",
+    "default_client",
     "delete_dead_letter",
     "drain",
     "enqueue",
@@ -596,6 +598,15 @@ def _twin_eventstream(value: naq.EventStream, /) -> EventStream:
     twin: EventStream = object.__new__(EventStream)
     object.__setattr__(twin, "_async", value)
     return twin
+
+
+_DEFAULT_CLIENT = DefaultClient(Client)
+
+
+def default_client() -> Client:
+    """The default client of this process, connected on first use (``NAQ_NATS_URL``,
+    ``NAQ_SERIALIZER``), made again in a forked child and closed at interpreter exit."""
+    return _DEFAULT_CLIENT.get()
 
 
 def queue(name: str = "default") -> Queue:

@@ -33,7 +33,7 @@ def test_32_threads_enqueue_and_wait_at_once(nats_url, queue_name, monkeypatch):
     default client: exactly one must come out of it, on the one loop thread.
     """
     monkeypatch.setenv("NAQ_NATS_URL", nats_url)
-    _default._close_default_client()  # start as a fresh process does: no default client yet
+    _default.close_default_client()  # start as a fresh process does: no default client yet
     key = uuid.uuid4().hex
     start = threading.Barrier(THREADS)
 

@@ -273,15 +273,15 @@ class NativeCalls:
         return await self._link.call(f"reading job {job_id}", read)
 
     async def _read_record(self, job_id: str, deadline: float) -> bytes | None:
-        wire = self.wire
-        record, queued = any_record_subject(job_id), queued_job_subject(job_id)
-        # The order of NatsTransport._read_record, for the same reason (see get_record there).
-        for stream, subject in ((JOBS_BUCKET_STREAM, record), (JOBS_STREAM, queued),
-                                (JOBS_BUCKET_STREAM, record)):  # fmt: skip
-            msg = await wire.direct_get(stream, subject, deadline - anyio.current_time())
+        # As NatsTransport._read_record: the KV record and the queued message in one round
+        # trip, then the KV again only if neither was there.
+        wire, record = self.wire, (JOBS_BUCKET_STREAM, any_record_subject(job_id))
+        lasts = [record, (JOBS_STREAM, queued_job_subject(job_id))]
+        for msg in await wire.direct_gets(lasts, deadline - anyio.current_time()):
             if msg is not None and msg.data:  # no data: a KV delete or purge marker
                 return msg.data
-        return None
+        again = await wire.direct_get(*record, deadline - anyio.current_time())
+        return again.data if again is not None and again.data else None
 
     async def wait_record(
         self, job_id: str, done: Callable[[bytes], bool], timeout: float | None

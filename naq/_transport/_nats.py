@@ -347,11 +347,13 @@ class NatsTransport:
         return await self._link.call(f"reading job {job_id}", read)
 
     async def _read_record(self, job_id: str) -> bytes | None:
-        for read in (self.stored_record, self.queued_message, self.stored_record):
-            found = await read(job_id)
-            if found is not None:
-                return found.data
-        return None
+        """The KV record and the queued message, read at once (one round trip); the KV is
+        read again only when neither was there (see get_record)."""
+        stored, queued = await asyncio.gather(
+            self.stored_record(job_id), self.queued_message(job_id)
+        )
+        found = stored or queued or await self.stored_record(job_id)
+        return None if found is None else found.data
 
     async def wait_record(
         self, job_id: str, done: Callable[[bytes], bool], timeout: float | None

@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from types import TracebackType
-from typing import NoReturn, Protocol, Self
+from typing import NoReturn, Protocol, Self, cast
 
 import anyio
 import anyio.abc
@@ -1310,9 +1310,39 @@ class WireConnection:
         The message's headers carry Nats-Stream, Nats-Subject, Nats-Sequence, Nats-Time-Stamp.
         """
         body = json.dumps({"last_by_subj": last_by_subj}).encode()
-        msg = await self.request(direct_get_subject(stream), body, None, timeout)
-        if msg.status == 404:
-            return None
-        if msg.status is not None:
-            raise status_error(msg)
-        return msg
+        return _found(await self.request(direct_get_subject(stream), body, None, timeout))
+
+    async def direct_gets(
+        self, lasts: Sequence[tuple[str, str]], timeout: float = 5.0
+    ) -> list[Msg | None]:
+        """:meth:`direct_get` of each ``(stream, last_by_subj)``, sent together: one round trip.
+
+        TimeoutError if any answer is missing after ``timeout``; a lost connection fails it.
+        """
+        if self._reconnecting:
+            timeout = await self._until_connected(timeout, "reconnect") or 0.0
+        waiter = _Replies(len(lasts))
+        tokens: list[str] = []
+        try:
+            for index, (stream, subject) in enumerate(lasts):
+                body = json.dumps({"last_by_subj": subject}).encode()
+                tokens.append(
+                    self._send_request(direct_get_subject(stream), body, None, waiter, index)
+                )
+            self._push()
+            await self._wait(waiter, timeout, "direct get")
+        finally:
+            if waiter.waiting:
+                for token in tokens:
+                    self._mux.replies.pop(token, None)
+        # _wait raised unless every answer is a message.
+        return [_found(cast(Msg, result)) for result in waiter.results]
+
+
+def _found(msg: Msg) -> Msg | None:
+    """A direct get's answer: the message, None for 404 (nothing stored), else StatusError."""
+    if msg.status == 404:
+        return None
+    if msg.status is not None:
+        raise status_error(msg)
+    return msg

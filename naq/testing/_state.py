@@ -47,5 +47,5 @@ def clean_slate(url: str) -> None:
     """
     default = sys.modules.get("naq_sync._default")
     if default is not None:
-        default._close_default_client()
+        default.close_default_client()
     shared_portal().call(wipe_naq_streams, url)
