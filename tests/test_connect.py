@@ -14,6 +14,7 @@ import pytest
 import trustme
 
 import naq
+import naq_sync
 from naq._transport._connect import nats_connect_kwargs
 from naq.server import EmbeddedServer
 from tests import jobs
@@ -129,6 +130,31 @@ async def test_client_and_worker_over_tls_with_a_client_certificate(tls, queue_n
     with pytest.raises(naq.NaqConnectionError):
         async with naq.Client(connect_options=files.options(url, client_cert=False)):
             pass  # the server verifies clients
+
+
+@pytest.mark.parametrize("method", ["password", "token", "nkey"])
+def test_naq_sync_enqueues_from_the_calling_thread_with_credentials(
+    auth_servers, method, queue_name, tmp_path
+):
+    """naq_sync publishes on its own blocking connection with the same credentials; nkeys
+    need nats-py, so that enqueue crosses to the loop thread instead (and still works)."""
+    options = _credentials(method, tmp_path / "user.nk")
+    with naq_sync.Client(auth_servers[method], connect_options=options) as client:
+        job = client.enqueue(jobs.add, 1, 2, queue=queue_name)
+        assert client.fetch_job(job.id).record.status is naq.JobStatus.QUEUED
+        caller = client._async._connection._caller
+        assert (caller is None) == (method == "nkey")
+        if caller is not None:
+            assert len(caller._pool._idle) == 1  # the publish went out on a blocking connection
+
+
+def test_naq_sync_enqueues_from_the_calling_thread_over_tls(tls, queue_name):
+    files, url = tls
+    with naq_sync.Client(connect_options=files.options(url)) as client:
+        job = client.enqueue(jobs.add, 20, 22, queue=queue_name)
+        assert client.fetch_job(job.id).record.status is naq.JobStatus.QUEUED
+        caller = client._async._connection._caller
+        assert caller is not None and len(caller._pool._idle) == 1
 
 
 def test_cli_options_and_env_reach_the_server(auth_servers, queue_name):
