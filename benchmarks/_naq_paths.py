@@ -99,14 +99,21 @@ async def fill_queue(url: str, n: int, sync_jobs: bool = False) -> tuple[str, li
     return queue, ids
 
 
-async def drain_queue(url: str, queue: str, job_ids: list[str], concurrency: int) -> float:
+async def drain_queue(
+    url: str,
+    queue: str,
+    job_ids: list[str],
+    concurrency: int,
+    metrics: naq.WorkerMetrics | None = None,
+) -> float:
     """Jobs per second for one Worker to run a filled queue's jobs and store their results.
 
     The clock starts once the worker is connected and consuming and stops when the queue's
     consumer has every message acked, which naq does only after the job's outcome is stored.
-    A sample of the results is then read back through naq, untimed.
+    A sample of the results is then read back through naq, untimed. ``metrics``: the
+    worker counts its jobs for Prometheus (``benchmarks.metrics``).
     """
-    worker = naq.Worker([queue], url=url, concurrency=concurrency)
+    worker = naq.Worker([queue], url=url, concurrency=concurrency, metrics=metrics)
     abandon = threading.Event()
     async with anyio.create_task_group() as tg:
         await tg.start(worker.run)

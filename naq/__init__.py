@@ -27,6 +27,7 @@ from ._events import Event, EventStream
 from ._heartbeat import WorkerInfo
 from ._hooks import WorkerHooks
 from ._job import Job
+from ._metrics import WorkerMetrics
 from ._record import ErrorInfo, JobRecord, JobStatus, StatusChange
 from ._retry import Retry
 from ._schedules import Schedule, Scheduler, ScheduleStatus
@@ -72,6 +73,7 @@ __all__ = [
     "Worker",
     "WorkerHooks",
     "WorkerInfo",
+    "WorkerMetrics",
     "__version__",
     "call",
     "current_job",

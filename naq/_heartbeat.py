@@ -30,6 +30,7 @@ from ._transport import worker_key
 
 if TYPE_CHECKING:
     from ._connection import Connection
+    from ._metrics import WorkerMetrics
 
 __all__ = [
     "THROUGHPUT_WINDOW",
@@ -134,11 +135,13 @@ async def heartbeat_loop(
     stats: WorkerStats,
     stopping: Callable[[], bool],
     parent: int | None = None,
+    metrics: WorkerMetrics | None = None,
     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Write the worker's heartbeat every ``interval`` seconds until cancelled, then delete it.
 
     A failed write is logged and retried at the next beat; the TTL covers two misses.
+    ``metrics`` shows the worker up (``naq_worker_up``) while this runs.
     """
     admin = connection.transport.admin
     key = worker_key(worker_id)
@@ -156,6 +159,8 @@ async def heartbeat_loop(
         "heartbeat_interval": interval,
         "parent": parent,
     }
+    if metrics is not None:
+        metrics.worker_up(worker_id, True)
     try:
         while True:
             info = WorkerInfo(
@@ -175,6 +180,8 @@ async def heartbeat_loop(
             task_status = anyio.TASK_STATUS_IGNORED
             await anyio.sleep(interval)
     finally:
+        if metrics is not None:
+            metrics.worker_up(worker_id, False)
         with anyio.CancelScope(shield=True), anyio.move_on_after(5):
             try:
                 await connection.call(admin.delete_heartbeat, key)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import functools
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,6 +24,7 @@ from ._errors import ConfigurationError, SerializationError
 from ._execution import execute, is_async_callable
 from ._hooks import JobHooks
 from ._job_threads import JobThreads
+from ._metrics import UNKNOWN_FUNCTION, WorkerMetrics
 from ._outcome import Outcome, error_info
 from ._record import (
     ErrorInfo,
@@ -152,6 +154,8 @@ class JobRunner:
         self._cancelled = _RecentIds()
         self.hooks: JobHooks | None = None
         """The worker's job hooks, if it has any (None costs the hot path one test)."""
+        self.metrics: WorkerMetrics | None = None
+        """Counts starts, outcomes and run/wait times when the worker has metrics."""
 
     @property
     def running_count(self) -> int:
@@ -172,6 +176,8 @@ class JobRunner:
             record = decode_record(delivery.data)
         except SerializationError as exc:
             logger.error("dead letter from {}: {}", queue, exc)
+            if self.metrics is not None:
+                self.metrics.ended(queue, UNKNOWN_FUNCTION, None, dead=True)
             return Update(
                 None,
                 delivery,
@@ -223,6 +229,9 @@ class JobRunner:
         # else a def job is "started" once a job thread takes it: a quick one's outcome then
         # reaches the settle loop with its "started" record, which is never written
         results = await self._dependency_results(record) if record.depends_on else {}
+        if self.metrics is not None:
+            wait = (now - record.enqueued_at).total_seconds() if attempt == 1 else None
+            self.metrics.started(record.queue, record.func_name, wait)
         context = JobContext(
             started,
             lambda r: publish(Update(r, event="progress")),
@@ -248,6 +257,12 @@ class JobRunner:
             return self._canceled(job.context.record, why, job.delivery)
         job.scope = scope
         self._running[record.id] = job
+        metrics = self.metrics
+        series = None if metrics is None else metrics.series(record.queue, record.func_name)
+        began = 0.0
+        if series is not None:
+            series.in_progress += 1
+            began = time.perf_counter()
         try:
             token = job.context.activate()
             try:
@@ -266,6 +281,9 @@ class JobRunner:
                 job.context.deactivate(token)
         finally:
             del self._running[record.id]
+            if series is not None:
+                series.in_progress -= 1
+                series.run.observe(time.perf_counter() - began)
         current = job.context.record
         if job.context.cancelled:
             return self.interrupted(job)
@@ -281,6 +299,8 @@ class JobRunner:
                     JobStatus.FINISHED, ended, ended_at=ended, result=encoded
                 )
                 ttl = keep_for(record.result_ttl, DEFAULT_RESULT_TTL)
+                if self.metrics is not None:
+                    self.metrics.ended(record.queue, record.func_name, "finished", dead=False)
                 return Update(finished, job.delivery, record_ttl=ttl, event="finished")
         assert outcome.error is not None
         attempt = job.delivery.num_delivered
@@ -310,6 +330,8 @@ class JobRunner:
     ) -> Update:
         now = utcnow()
         canceled = record.moved_to(JobStatus.CANCELED, now, ended_at=now, error=why)
+        if self.metrics is not None:
+            self.metrics.ended(record.queue, record.func_name, "canceled", dead=dead)
         return Update(
             canceled,
             delivery,
@@ -343,10 +365,14 @@ class JobRunner:
                 delay,
             )
             waiting = record.moved_to(status, now, attempts=attempt, error=error)
+            if self.metrics is not None:
+                self.metrics.ended(record.queue, record.func_name, "retrying", dead=False)
             return Update(waiting, delivery, nak_delay=delay, event="retrying")
         failed = record.moved_to(JobStatus.FAILED, now, attempts=attempt, ended_at=now, error=error)
         reason = f"failed after {attempt} attempt(s): {error.type}: {error.message}"
         logger.error("job {} {} {}", record.id, record.func_name, reason)
+        if self.metrics is not None:
+            self.metrics.ended(record.queue, record.func_name, "failed", dead=True)
         return Update(
             failed,
             delivery,

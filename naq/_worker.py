@@ -27,6 +27,7 @@ from ._heartbeat import WorkerStats, heartbeat_loop
 from ._hooks import JobHooks, WorkerHooks, combine_hooks, run_shutdown, run_startup
 from ._job_threads import JobThreads
 from ._lifecycle import dependency_results, jobs_ended
+from ._metrics import WorkerMetrics
 from ._processes._memory import check_memory_limit, rss_mib
 from ._record import JobRecord
 from ._runner import JobRunner, StartedJob, Update, settlements
@@ -38,7 +39,7 @@ from ._settings import (
     default_sync_threads,
     resolve_connect_options,
 )
-from ._transport import Delivery, check_queue_name
+from ._transport import Delivery, Settlement, check_queue_name, transient_settle_error
 
 __all__ = ["Worker"]
 
@@ -47,6 +48,15 @@ _INTERIM_GRACE = 0.005
 """Seconds a batch of interim records waits for an outcome that would make them moot: a
 job that ends within it never has its "started" record written (one publish fewer, and its
 outcome is not queued behind that publish); a longer one's shows this much later."""
+SETTLE_RETRY_PAUSES = (0.1, 2.0)
+"""Seconds between tries to store outcomes that failed for a passing reason (a leader
+election, a restart): the first pause, doubling up to the second."""
+SETTLE_RETRY_FOR = 60.0
+"""Seconds a batch's outcomes are tried again before their messages are left to be
+redelivered; meanwhile the keep-alive loop keeps those messages from being redelivered."""
+SLOW_SETTLE = 0.05
+"""Seconds a settle call may take before the fetch loop stops taking jobs while
+``concurrency`` ended ones wait to be settled (see ``Worker._settling_slowly``)."""
 MEMORY_CHECK_INTERVAL = 0.1
 """Seconds between RSS reads for ``max_memory_mib`` (read when a job ends, at most this often)."""
 
@@ -78,6 +88,7 @@ class Worker:
     finishes the running ones and ``run`` returns, as a burst ends, with ``limit_reached``
     saying why (``naq worker --max-jobs-per-child`` then replaces the process). ``parent``
     is the pid of the process supervising this worker, shown by ``naq list-workers``.
+    ``metrics`` (a :class:`naq.WorkerMetrics`) counts its jobs for Prometheus.
     """
 
     def __init__(
@@ -102,6 +113,7 @@ class Worker:
         max_jobs: int | None = None,
         max_memory_mib: float | None = None,
         parent: int | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         if isinstance(queues, str):
             queues = [queues]
@@ -118,6 +130,7 @@ class Worker:
         self.max_memory_mib = check_memory_limit(max_memory_mib)
         self.max_jobs = max_jobs
         self.parent = parent
+        self.metrics = metrics
         self.limit_reached: str | None = None
         """Why the worker stopped taking jobs, when ``max_jobs`` or ``max_memory_mib`` did it."""
         self._job_budget = max_jobs  # jobs it may still fetch (None: no limit)
@@ -141,6 +154,9 @@ class Worker:
         self._jobs_scope: anyio.CancelScope | None = None
         self._grace: float | None = None
         self._in_flight: set[Delivery] = set()
+        self._unsettled = 0  # jobs ended whose outcome the settle loop has yet to store and ack
+        self._settled_some: anyio.Event | None = None  # the fetch loop waits for settling
+        self._settling_since: float | None = None  # when the settle call under way began
         self._idle_waits: set[anyio.CancelScope] = set()
         self._stop_requested = False
         self._connection: Connection | None = None
@@ -196,6 +212,7 @@ class Worker:
             threads,
         )
         self._jobs.max_payload = connection.transport.max_payload
+        self._jobs.metrics = self.metrics
         if self.hooks is not None and self.hooks.has_job_hooks:
             self._jobs.hooks = JobHooks(self.hooks)
         try:
@@ -275,6 +292,8 @@ class Worker:
                 slots.acquire_nowait()
                 self._take_budget()
                 reserved += 1
+            if self._unsettled >= self.concurrency and self._settling_slowly():
+                await self._wait_for_settling()
             try:
                 deliveries, owed = await connection.call(
                     connection.transport.fetch, queue, reserved, self.poll_interval
@@ -294,6 +313,28 @@ class Worker:
             reserved = min(reserved, owed)
             if self.burst and not deliveries and not owed and not self._in_flight:
                 return  # burst: this queue is empty and nothing runs that could add to it
+
+    def _settling_slowly(self) -> bool:
+        """Whether ended jobs pile up: a settle batch's worth wait, or the settle call under
+        way has taken over ``SLOW_SETTLE`` s (a healthy one takes a few ms)."""
+        if self._unsettled >= _SETTLE_BATCH:
+            return True
+        since = self._settling_since
+        return since is not None and anyio.current_time() - since > SLOW_SETTLE
+
+    async def _wait_for_settling(self) -> None:
+        """Back-pressure: no new jobs while ``concurrency`` ended ones wait to be settled
+        and settling is slow (``_settling_slowly``).
+
+        A settle loop that cannot store outcomes or ack (a failover, a restart) would
+        otherwise let ended but unacknowledged jobs pile up, and each one of them runs again
+        if its ack is lost. Healthy, the fetch loop does not wait for it: quick jobs end
+        faster than a settle round trip.
+        """
+        while self._unsettled >= self.concurrency:
+            if self._settled_some is None:
+                self._settled_some = anyio.Event()
+            await self._settled_some.wait()
 
     def _take_budget(self) -> None:
         if self._job_budget is not None:
@@ -363,6 +404,8 @@ class Worker:
 
     def _job_ended(self, queue: str, update: Update, updates: BatchQueue[Update]) -> None:
         self.stats.job_ended(queue, ok=update.nak_delay is None and update.dead_reason is None)
+        if update.delivery is not None:
+            self._unsettled += 1
         updates.put(update)
         if self.max_memory_mib is not None:
             self._check_memory(self.max_memory_mib)
@@ -380,35 +423,78 @@ class Worker:
                 # moment, makes them moot (see ``settlements``), so give it a moment to come.
                 await updates.wait_for(_ends_a_job, _INTERIM_GRACE)
                 batch += updates.take(_SETTLE_BATCH - len(batch))
-            batch_settlements = settlements(batch)
-            terminal = [
-                u.record
-                for u in batch
-                if u.delivery is not None and u.record is not None and u.record.status.is_terminal
-            ]
-            transport = connection.transport
-            try:
-                errors, edges = await connection.call(
-                    transport.settle_batch, batch_settlements, [r.id for r in terminal]
-                )
-            except Exception as exc:  # noqa: BLE001 - logged; the jobs are redelivered
-                logger.error(
-                    "could not settle {} jobs, they will be redelivered: {!r}", len(batch), exc
-                )
-                errors, edges = [exc] * len(batch_settlements), {}
-            unsaved = set()
-            for item, error in zip(batch_settlements, errors, strict=True):
-                if error is not None:
-                    unsaved.add(item.job_id)
-                    logger.error("could not store outcome of job {}: {!r}", item.job_id, error)
-            ended = [record for record in terminal if record.id not in unsaved]
-            await self._release_dependents(ended, edges)
+            self._settling_since = anyio.current_time()
+            await self._settle(settlements(batch), batch)
+            self._settling_since = None
             # Only now are these jobs done: their dependents are queued (a burst worker
             # checks for an idle moment by this).
-            for item in batch_settlements:
-                if item.delivery is not None:
-                    self._in_flight.discard(item.delivery)
+            for update in batch:
+                if update.delivery is not None:
+                    self._in_flight.discard(update.delivery)
                     self.processed += 1
+                    self._unsettled -= 1
+            if self._settled_some is not None and self._unsettled < self.concurrency:
+                self._settled_some.set()
+                self._settled_some = None
+
+    async def _settle(self, items: list[Settlement], batch: list[Update]) -> None:
+        """Store a batch's outcomes and ack its messages, trying again what failed for a
+        passing reason (``transient_settle_error``) with a growing pause, for up to
+        ``SETTLE_RETRY_FOR`` s: the messages stay in flight meanwhile (kept alive), so a
+        failover does not hand them to another worker. What still fails is left unacked,
+        to be delivered again.
+        """
+        terminal = {
+            u.record.id: u.record
+            for u in batch
+            if u.delivery is not None and u.record is not None and u.record.status.is_terminal
+        }
+        pause, longest = SETTLE_RETRY_PAUSES
+        give_up = anyio.current_time() + SETTLE_RETRY_FOR
+        while True:
+            failed = await self._settle_once(items, terminal)  # drops what it released
+            again = [(item, error) for item, error in failed if transient_settle_error(error)]
+            if not again or anyio.current_time() + pause > give_up:
+                break
+            logger.warning(
+                "could not store the outcomes of {} job(s) ({!r}); trying again in {:g} s",
+                len(again),
+                again[0][1],
+                pause,
+            )
+            await anyio.sleep(pause)
+            pause = min(pause * 2, longest)
+            items = [item for item, _ in again]
+        for item, error in failed:
+            logger.error(
+                "could not store outcome of job {}, it will be redelivered: {!r}",
+                item.job_id,
+                error,
+            )
+
+    async def _settle_once(
+        self, items: list[Settlement], terminal: dict[str, JobRecord]
+    ) -> list[tuple[Settlement, BaseException]]:
+        """One try at ``settle_batch``; the items not stored, each with why.
+
+        The dependents of the ended jobs whose outcome is now stored are released, and
+        those jobs leave ``terminal``.
+        """
+        connection = self._connection
+        assert connection is not None
+        try:
+            errors, edges = await connection.call(
+                connection.transport.settle_batch, items, list(terminal)
+            )
+        except Exception as exc:  # noqa: BLE001 - returned: tried again or redelivered
+            errors, edges = [exc] * len(items), {}
+        failed = [
+            (item, error) for item, error in zip(items, errors, strict=True) if error is not None
+        ]
+        unsaved = {item.job_id for item, _ in failed}
+        ended = [terminal.pop(job_id) for job_id in list(terminal) if job_id not in unsaved]
+        await self._release_dependents(ended, edges)
+        return failed
 
     async def _release_dependents(
         self, ended: list[JobRecord], edges: dict[str, list[str]] | BaseException
@@ -445,6 +531,7 @@ class Worker:
             stats=self.stats,
             stopping=lambda: self._stop_requested,
             parent=self.parent,
+            metrics=self.metrics,
             task_status=task_status,
         )
 

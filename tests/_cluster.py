@@ -37,6 +37,7 @@ class LocalCluster:
         self._tmp = tempfile.TemporaryDirectory(prefix="naq-cluster-")
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.urls: dict[str, str] = {}
+        self._configs: dict[str, Path] = {}
 
     @property
     def url(self) -> str:
@@ -60,21 +61,43 @@ class LocalCluster:
                 f"cluster {{ name: {self.name}, listen: 127.0.0.1:{route_ports[i]}, "
                 f"routes: [{routes}] }}\n"
             )
-            self.processes[server_name] = subprocess.Popen(
-                [find_nats_server(), "-c", str(config), "--ports_file_dir", str(root)],
-                stdout=subprocess.DEVNULL,
-                stderr=(root / f"{server_name}.log").open("wb"),
-            )
+            self._configs[server_name] = config
+            self._launch(server_name)
         deadline = time.monotonic() + timeout
-        for server_name, process in self.processes.items():
-            ports_file = root / f"nats-server_{process.pid}.ports"
-            while not ports_file.exists():  # start-up only: appears once listeners are up
-                if process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"cluster member {server_name} did not start")
-                time.sleep(0.01)
-            self.urls[server_name] = json.loads(ports_file.read_text())["nats"][0]
+        for server_name in self.processes:
+            self.urls[server_name] = self._wait_listening(server_name, deadline)
         return self
+
+    def _launch(self, server_name: str) -> None:
+        root = Path(self._tmp.name)
+        self.processes[server_name] = subprocess.Popen(
+            [
+                find_nats_server(),
+                "-c",
+                str(self._configs[server_name]),
+                "--ports_file_dir",
+                str(root),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(root / f"{server_name}.log").open("ab"),
+        )
+
+    def _wait_listening(self, server_name: str, deadline: float) -> str:
+        """The member's client URL, once its ports file shows its listeners are up."""
+        process = self.processes[server_name]
+        ports_file = Path(self._tmp.name) / f"nats-server_{process.pid}.ports"
+        while not ports_file.exists():  # start-up only: appears once listeners are up
+            if process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"cluster member {server_name} did not start")
+            time.sleep(0.01)
+        return json.loads(ports_file.read_text())["nats"][0]
+
+    def restart(self, server_name: str, timeout: float = 20.0) -> None:
+        """Start a killed member again, with its store and ports."""
+        assert self.processes[server_name].poll() is not None, f"{server_name} is running"
+        self._launch(server_name)
+        self._wait_listening(server_name, time.monotonic() + timeout)
 
     def kill(self, server_name: str) -> None:
         process = self.processes[server_name]

@@ -284,3 +284,57 @@ async def test_status_read_after_result_is_never_older(client, nats_url, queue_n
         for job in handles:
             await job.result(timeout=20)
             assert await job.get_status() is naq.JobStatus.FINISHED
+
+
+async def test_a_lost_notification_is_caught_by_reading_the_leader(
+    nats_url, queue_name, monkeypatch
+):
+    # On a cluster the republished write can miss the waiter (its SUB not yet known where
+    # the stream leader republishes) while its first read came from a follower that had
+    # not applied the write yet. Forced here on one server: the waiters listen where nothing
+    # is republished, and the outcome is stored only after their first read. They must
+    # still see it, from the stream leader, within the first recheck (both clients: nats-py
+    # on asyncio, the wire client on Trio).
+    from naq._transport import _link, _native, _nats
+
+    monkeypatch.setattr(_nats, "stored_record_subject", lambda q, j: f"naq.nowhere.{j}")
+    monkeypatch.setattr(_native, "stored_record_subject", lambda q, j: f"naq.nowhere.{j}")
+    first_reads = anyio.Event()
+    reads = 0
+
+    def counted(get_record):
+        async def read(self, job_id):
+            nonlocal reads
+            found = await get_record(self, job_id)
+            reads += 1
+            if reads == 3:
+                first_reads.set()
+            return found
+
+        return read
+
+    monkeypatch.setattr(_nats.NatsTransport, "get_record", counted(_nats.NatsTransport.get_record))
+    monkeypatch.setattr(_native.NativeCalls, "get_record", counted(_native.NativeCalls.get_record))
+    async with naq.Client(nats_url) as client:
+        handles = await client.enqueue_many([naq.Call(jobs.add, (i, 1)) for i in range(3)],
+                                            queue=queue_name)  # fmt: skip
+        results: dict[int, object] = {}
+        all_done = anyio.Event()
+        async with anyio.create_task_group() as tg:
+
+            async def wait(i: int, job: naq.Job) -> None:
+                results[i] = await job.result(timeout=_link.FIRST_RECHECK + 10)
+                if len(results) == len(handles):
+                    all_done.set()
+
+            for i, job in enumerate(handles):
+                tg.start_soon(wait, i, job)
+            with anyio.fail_after(10):
+                await first_reads.wait()  # each waiter read "queued": no worker yet
+            started = anyio.current_time()
+            async with running_worker(nats_url, [queue_name]):
+                with anyio.fail_after(_link.FIRST_RECHECK + 10):
+                    await all_done.wait()
+        assert results == {i: i + 1 for i in range(3)}
+        # Seen at the first recheck, not at the timeout.
+        assert anyio.current_time() - started < _link.FIRST_RECHECK + 5

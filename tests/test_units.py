@@ -208,7 +208,8 @@ def test_public_api_is_pinned():
             "JsonSerializer", "NaqConnectionError", "NaqError", "PickleSerializer", "Queue",
             "QueueInfo", "ResultTimeout", "Retry", "Schedule", "ScheduleNotFound",
             "ScheduleStatus", "Scheduler", "SerializationError", "Serializer", "StatusChange",
-            "Worker", "WorkerHooks", "WorkerInfo", "__version__", "call", "current_job",
+            "Worker", "WorkerHooks", "WorkerInfo", "WorkerMetrics", "__version__", "call",
+            "current_job",
         ]
     )  # fmt: skip
     for name in naq.__all__:

@@ -17,6 +17,7 @@ from ._native import NativeCalls, open_native, wire_connect_kwargs
 from ._nats import DeadLetter as RawDeadLetter
 from ._nats import NatsTransport, RawEvent
 from ._schedule_store import Fire, ScheduleStore, ServerFire, check_schedule_id, server_fire
+from ._settle import transient_settle_error
 from ._wipe import is_naq_stream, wipe_naq_streams
 from ._wire import WireConnection
 
@@ -48,6 +49,7 @@ __all__ = [
     "names",
     "open_native",
     "server_fire",
+    "transient_settle_error",
     "wipe_naq_streams",
     "wire_connect_kwargs",
     "worker_key",

@@ -23,7 +23,16 @@ import nats.js.errors
 
 from .._errors import NaqConnectionError
 
-__all__ = ["FIRST_PAUSE", "MAX_PAUSE", "UNKNOWN_OUTCOME", "Link", "LinkEvent", "call_failed"]
+__all__ = [
+    "FIRST_PAUSE",
+    "FIRST_RECHECK",
+    "MAX_PAUSE",
+    "MAX_RECHECK",
+    "UNKNOWN_OUTCOME",
+    "Link",
+    "LinkEvent",
+    "call_failed",
+]
 
 T = TypeVar("T")
 
@@ -31,6 +40,11 @@ _NOT_READY = (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableEr
 """JetStream not answering yet: right after a server (re)start it is still loading streams."""
 FIRST_PAUSE, MAX_PAUSE = 0.05, 1.0
 """Seconds between tries while JetStream is not ready: the first pause, doubling up to the last."""
+FIRST_RECHECK, MAX_RECHECK = 1.0, 5.0
+"""Seconds a record waiter waits for a republished write before it reads the record from the
+stream's leader: the first time, doubling up to the last. On a cluster the notification can be
+lost (see ``NatsTransport.wait_record``); on one server it never is, and a wait that ends
+within the first second never makes that read."""
 UNKNOWN_OUTCOME = (
     "connection lost before the server confirmed; it may or may not have been done "
     "(enqueue again with the same job_id to be sure a job runs once)"
@@ -176,16 +190,22 @@ class Link:
         finally:
             self._watchers.discard(queue)
 
-    async def next_event(self, queue: asyncio.Queue[Any], what: str, deadline: float | None) -> Any:
+    async def next_event(
+        self, queue: asyncio.Queue[Any], what: str, deadline: float | None, wake: float | None
+    ) -> Any:
         """The next item of a watch queue, by ``deadline`` (loop time; None: no limit).
 
+        None when ``wake`` (loop time, None: never) comes before an item and the deadline.
         Raises TimeoutError at the deadline, or NaqConnectionError when the deadline passed
         while the connection was down or the client closed.
         """
+        waking = wake is not None and (deadline is None or wake < deadline)
         try:
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout_at(wake if waking else deadline):
                 item = await queue.get()
         except TimeoutError:
+            if waking:
+                return None
             if not self.is_up:
                 raise NaqConnectionError(
                     f"{what}: disconnected from NATS at {self.url} when the wait ran out"

@@ -27,7 +27,14 @@ from ._bridge import Bridge
 from ._codes import SERVICE_UNAVAILABLE
 from ._connect import _tls_context
 from ._deliveries import OutgoingJob, record_too_large
-from ._link import FIRST_PAUSE, MAX_PAUSE, UNKNOWN_OUTCOME, call_failed
+from ._link import (
+    FIRST_PAUSE,
+    FIRST_RECHECK,
+    MAX_PAUSE,
+    MAX_RECHECK,
+    UNKNOWN_OUTCOME,
+    call_failed,
+)
 from ._names import (
     JOBS_BUCKET_STREAM,
     JOBS_STREAM,
@@ -288,8 +295,11 @@ class NativeCalls:
     ) -> bytes | None:
         """As ``NatsTransport.wait_record``: subscribe, read, then wait for stored writes.
 
-        Read again after each reconnect. TimeoutError after ``timeout`` seconds,
-        NaqConnectionError if disconnected by then or once the client closes.
+        Read again after each reconnect, and from the stream's leader after ``FIRST_RECHECK``
+        s without a write, then twice as long each time up to ``MAX_RECHECK`` (a cluster can
+        lose the notification: see ``NatsTransport.wait_record``). TimeoutError after
+        ``timeout`` seconds, NaqConnectionError if disconnected by then or once the client
+        closes.
         """
         deadline = anyio.current_time() + (float("inf") if timeout is None else timeout)
         what = f"waiting for job {job_id}"
@@ -302,13 +312,16 @@ class NativeCalls:
                 raise NaqConnectionError(f"{what}: the connection to {self.url} is closed") from exc
             try:
                 current = await self.get_record(job_id)
+                recheck = FIRST_RECHECK
                 while current is not None and not done(current):
                     if watch.stale:
                         watch.stale = False
                         current = await self.get_record(job_id)
+                        recheck = FIRST_RECHECK  # the SUB is new again on the servers
                         continue
                     msg = None
-                    with anyio.CancelScope(deadline=deadline) as scope:
+                    wake = min(deadline, anyio.current_time() + recheck)
+                    with anyio.CancelScope(deadline=wake) as scope:
                         watch.scope = scope  # cancelled by a reconnect, see _WireLink
                         try:
                             msg = await sub.next_msg()
@@ -320,7 +333,12 @@ class NativeCalls:
                     if msg is not None:
                         if msg.data:  # a delete or purge marker has no data
                             current = msg.data
-                    elif not watch.stale:  # the deadline passed
+                    elif watch.stale:
+                        continue
+                    elif wake < deadline:  # nothing for ``recheck`` s: ask the leader
+                        current = await self._leader_record(job_id) or current
+                        recheck = min(recheck * 2, MAX_RECHECK)
+                    else:  # the deadline passed
                         if not wire.is_connected:
                             raise NaqConnectionError(
                                 f"{what}: disconnected from NATS at {self.url} "
@@ -333,6 +351,21 @@ class NativeCalls:
         finally:
             self._link.unwatch(watch)
         return current
+
+    async def _leader_record(self, job_id: str) -> bytes | None:
+        """As ``NatsTransport._leader_record``: the KV record as the stream's leader has it;
+        None when there is none or it could not be asked (logged)."""
+        wire = self.wire
+        if not wire.is_connected:
+            return None  # the reconnect makes the waiter read again
+        try:
+            data = await wire.leader_get(
+                JOBS_BUCKET_STREAM, any_record_subject(job_id), self._link.timeout
+            )
+        except (WireError, TimeoutError) as exc:
+            logger.warning("could not read job {} from the stream leader: {!r}", job_id, exc)
+            return None
+        return data or None  # no data: a KV delete or purge marker
 
     @property
     def url(self) -> str:

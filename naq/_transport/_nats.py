@@ -28,7 +28,7 @@ from ._connect import nats_connect_kwargs
 from ._deliveries import Delivery, OutgoingJob, Settlement, as_delivery, record_too_large
 from ._direct_get import dependency_edges
 from ._jetstream import ACK_TIMEOUT, JetStream, StoredMessage
-from ._link import Link, LinkEvent
+from ._link import FIRST_RECHECK, MAX_RECHECK, Link, LinkEvent
 from ._names import (
     DEAD_STREAM,
     DEPS_BUCKET_STREAM,
@@ -366,6 +366,13 @@ class NatsTransport:
         was down are missed, so the record is read again after each reconnect. The first
         read always happens: ``timeout=0`` answers "is it done now?". Raises TimeoutError
         after ``timeout`` seconds, NaqConnectionError if the connection is down by then.
+
+        On a cluster the notification can be lost: the SUB reaches the stream leader's
+        server over a route some time after this server took it (no reply tells when), and
+        the first read is a direct get that a follower may answer before it applied the
+        write the leader already republished. So a wait that sees nothing for
+        ``FIRST_RECHECK`` s reads the record from the stream's leader, then again after
+        twice as long each time, up to ``MAX_RECHECK`` s apart (``_leader_record``).
         """
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
@@ -377,16 +384,38 @@ class NatsTransport:
                 raise NaqConnectionError(f"{what}: the connection to {self.url} is closed") from exc
             try:
                 current = await self.get_record(job_id)
+                recheck = FIRST_RECHECK
                 while current is not None and not done(current):
-                    event = await self._link.next_event(events, what, deadline)
-                    if event is LinkEvent.READ_AGAIN:
+                    wake = loop.time() + recheck
+                    event = await self._link.next_event(events, what, deadline, wake)
+                    if event is None:  # nothing for ``recheck`` s: ask the stream's leader
+                        current = await self._leader_record(job_id) or current
+                        recheck = min(recheck * 2, MAX_RECHECK)
+                    elif event is LinkEvent.READ_AGAIN:
                         current = await self.get_record(job_id)
+                        recheck = FIRST_RECHECK  # the SUB is new again on the servers
                     elif event.data:  # a delete or purge marker has no data
                         current = event.data
                 return current
             finally:
                 if not self.nc.is_closed:
                     await sub.unsubscribe()
+
+    async def _leader_record(self, job_id: str) -> bytes | None:
+        """The job's KV record as the stream's leader has it (not a direct get, which any
+        replica may answer); None when it has none, or could not be asked (logged: the
+        waiter asks again at its next recheck, or reads after the reconnect)."""
+        if not self._link.is_up:
+            return None
+        subject = any_record_subject(job_id)
+        try:
+            msg = await self.jetstream.js.get_last_msg(JOBS_BUCKET_STREAM, subject, direct=False)
+        except nats.js.errors.NotFoundError:
+            return None
+        except (nats.errors.Error, TimeoutError) as exc:
+            logger.warning("could not read job {} from the stream leader: {!r}", job_id, exc)
+            return None
+        return msg.data or None  # no data: a KV delete or purge marker
 
     async def announce_queues(self, queues: set[str]) -> None:
         """Make sure each queue has its durable consumer, once per queue and transport.

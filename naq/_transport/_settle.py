@@ -9,9 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Sequence
 
+import nats.errors
+
+from .._errors import NaqConnectionError
+from ._codes import SERVICE_UNAVAILABLE
 from ._deliveries import Delivery, Settlement
 from ._names import dead_subject, record_subject
-from ._publisher import OutgoingMessage
+from ._publisher import OutgoingMessage, PublishError
+from ._wire_protocol import ConnectionClosedError, JetStreamAPIError, NoRespondersError
 
 __all__ = [
     "Answer",
@@ -20,6 +25,7 @@ __all__ = [
     "record_messages",
     "settle_and_find_dependents",
     "settle_with",
+    "transient_settle_error",
 ]
 
 
@@ -68,6 +74,31 @@ async def settle_and_find_dependents(
     except Exception as exc:  # noqa: BLE001 - returned to the caller, which logs it
         return errors, exc
     return errors, edges
+
+
+def transient_settle_error(error: BaseException) -> bool:
+    """Whether storing an outcome may succeed if tried again soon: no answer in time, no
+    stream answering (status 503: a stream electing its leader, a server restarting), the
+    connection lost. A refusal carrying JetStream's error number is not: it would refuse again.
+    """
+    if isinstance(error, PublishError):
+        return error.code is None  # "no stream accepted the message"
+    if isinstance(error, JetStreamAPIError):
+        return error.code == SERVICE_UNAVAILABLE
+    return isinstance(
+        error,
+        (
+            TimeoutError,
+            NaqConnectionError,
+            NoRespondersError,
+            ConnectionClosedError,
+            nats.errors.NoRespondersError,
+            nats.errors.ConnectionClosedError,
+            nats.errors.TimeoutError,
+            nats.errors.ConnectionReconnectingError,
+            OSError,
+        ),
+    )
 
 
 def dead_letter_messages(

@@ -26,6 +26,7 @@ Not yet supported (future work): nkeys/JWT authentication, push consumers.
 
 from __future__ import annotations
 
+import base64
 import heapq
 import inspect
 import json
@@ -1311,6 +1312,26 @@ class WireConnection:
         """
         body = json.dumps({"last_by_subj": last_by_subj}).encode()
         return _found(await self.request(direct_get_subject(stream), body, None, timeout))
+
+    async def leader_get(
+        self, stream: str, last_by_subj: str, timeout: float = 5.0
+    ) -> bytes | None:
+        """The data of the last message on ``last_by_subj`` in ``stream``, as the stream's
+        leader has it (``STREAM.MSG.GET``, which only the leader answers, unlike a direct
+        get); None when there is none. JetStreamAPIError on another refusal.
+        """
+        try:
+            reply = await self.js_api(
+                f"STREAM.MSG.GET.{stream}", {"last_by_subj": last_by_subj}, timeout
+            )
+        except JetStreamAPIError as exc:
+            if exc.code == 404:
+                return None
+            raise
+        message = reply.get("message")
+        fields = cast("dict[str, object]", message) if isinstance(message, dict) else {}
+        data = fields.get("data")  # absent for an empty message (a KV delete marker)
+        return base64.b64decode(data) if isinstance(data, str) else b""
 
     async def direct_gets(
         self, lasts: Sequence[tuple[str, str]], timeout: float = 5.0

@@ -25,6 +25,7 @@ from loguru import logger
 
 from .. import __version__
 from .._errors import NaqError
+from .._metrics import WorkerMetrics
 from .._processes import (
     RECYCLE_EXIT_CODE,
     Supervisor,
@@ -169,6 +170,17 @@ ReloadOption = Annotated[
         "(needs the reload extra).",
     ),
 ]
+MetricsPortOption = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        max=65535,
+        metavar="PORT",
+        envvar="NAQ_METRICS_PORT",
+        help="Serve Prometheus metrics at http://0.0.0.0:PORT/metrics (needs the metrics "
+        "extra); with --processes N, worker process k serves PORT+k-1.",
+    ),
+]
 SUPERVISOR_OPTIONS = frozenset({"processes", "reload", "name"})
 """Options the supervisor itself uses, not passed on to its worker processes."""
 DEFAULT_GRACE = 25.0
@@ -231,14 +243,25 @@ def supervised(
     return processes > 1 or reload or max_jobs is not None or max_memory is not None
 
 
-def child_command(base: Sequence[str], name: str | None) -> functools.partial[list[str]]:
-    """The command of the supervisor's worker process in slot ``k``: ``base``, named
-    ``NAME-k`` when the supervisor was given ``--name``."""
-    return functools.partial(_child_argv, list(base), name)
+def child_command(
+    base: Sequence[str], name: str | None, metrics_port: int | None = None
+) -> functools.partial[list[str]]:
+    """The command of the supervisor's worker process in slot ``k``: ``base`` (starting
+    with ``naq_worker_command()``), named
+    ``NAME-k`` when the supervisor was given ``--name``, serving its metrics on
+    ``metrics_port + k - 1`` when given one (each process has its own counters)."""
+    return functools.partial(_child_argv, list(base), name, metrics_port)
 
 
-def _child_argv(base: list[str], name: str | None, slot: int) -> list[str]:
-    return base if name is None else [*base, "--name", f"{name}-{slot}"]
+def _child_argv(
+    base: list[str], name: str | None, metrics_port: int | None, slot: int
+) -> list[str]:
+    own: list[str] = [] if name is None else ["--name", f"{name}-{slot}"]
+    if metrics_port is not None:
+        own += ["--metrics-port", str(metrics_port + slot - 1 if metrics_port else 0)]
+    # right after ``naq worker``: ``base`` ends with ``-- QUEUE...`` when given queues
+    at = len(naq_worker_command())
+    return [*base[:at], *own, *base[at:]]
 
 
 def _run_worker(w: Worker, grace: float, backend: str, link: SupervisorLink | None) -> int:
@@ -299,6 +322,7 @@ def worker(
     max_jobs_per_child: MaxJobsOption = None,
     max_memory_per_child: MaxMemoryOption = None,
     reload: ReloadOption = False,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Run a worker on QUEUES (default: default).
 
@@ -310,9 +334,10 @@ def worker(
 
     link = SupervisorLink.from_environment()  # set when a supervisor started this process
     if link is None and supervised(processes, reload, max_jobs_per_child, max_memory_per_child):
-        base = naq_worker_command() + parameters_argv(ctx, skip=SUPERVISOR_OPTIONS)
+        skip = SUPERVISOR_OPTIONS | {"metrics_port"}  # each process gets a port of its own
+        base = naq_worker_command() + parameters_argv(ctx, skip=skip)
         supervisor = Supervisor(
-            child_command(base, name),
+            child_command(base, name, metrics_port),
             processes=processes,
             grace=grace,
             burst=burst,
@@ -323,6 +348,11 @@ def worker(
     sys.path.insert(0, str(path.resolve()))
     worker_hooks = prepare_worker(hooks=hooks or (), django=django, flask=flask)
     options = connect_options_after_setup(options)
+    metrics = None
+    if metrics_port is not None:
+        metrics = WorkerMetrics()
+        bound = metrics.serve(metrics_port)
+        logger.info("Prometheus metrics on http://0.0.0.0:{}/metrics", bound)
     w = Worker(
         queues or [os.environ.get("NAQ_QUEUE") or "default"],
         connect_options=options,
@@ -338,8 +368,13 @@ def worker(
         max_jobs=max_jobs_per_child,
         max_memory_mib=max_memory_per_child,
         parent=link.parent if link is not None else None,
+        metrics=metrics,
     )
-    code = _run_worker(w, grace, backend.value, link)
+    try:
+        code = _run_worker(w, grace, backend.value, link)
+    finally:
+        if metrics is not None:
+            metrics.close()
     _exit_without_waiting_for_job_threads(code)
     if code:
         raise typer.Exit(code)

@@ -22,7 +22,8 @@ from starlette.types import ASGIApp
 from .. import __version__
 from .._admin import Admin
 from .._client import Client
-from .._errors import JobNotFound, NaqError, ScheduleNotFound
+from .._errors import ConfigurationError, JobNotFound, NaqError, ScheduleNotFound
+from .._metrics import cluster_metrics
 from .._settings import ConnectOptions
 from .._views import (
     dead_letter_view,
@@ -39,6 +40,7 @@ __all__ = ["create_app"]
 
 _HERE = Path(__file__).parent
 _DEAD_LETTERS_ON_OVERVIEW = 20
+_PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -192,6 +194,19 @@ def create_app(
         schedules = await state.connected.list_schedules()
         return JSONResponse([schedule_view(s) for s in schedules])
 
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics of every queue and live worker (needs the metrics extra)."""
+        client = state.connected
+        admin = Admin(client)
+        queues = await admin.queues()
+        workers = await admin.workers()
+        letters = await client.dead_letters()
+        try:
+            body = cluster_metrics(queues, workers, letters)
+        except ConfigurationError as exc:  # prometheus-client is not installed
+            raise HTTPException(501, str(exc)) from None
+        return Response(body, media_type=_PROMETHEUS_TEXT)
+
     # -- actions (POST + CSRF token) --------------------------------------------------
 
     def action(run: Callable[[Client, str], Awaitable[dict[str, Any]]], key: str) -> Handler:
@@ -243,6 +258,7 @@ def create_app(
         Route("/dead-letters", page("dead-letters", "Dead letters"), name="dead_letters_page"),
         Route("/failed", moved("/dead-letters")),  # the old name of that page
         Route("/search", search),
+        Route("/metrics", metrics),
         Route("/api/overview", api_overview),
         Route("/api/queues", api_queues),
         Route("/api/queues/{name}", api_queue),
