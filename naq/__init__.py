@@ -33,6 +33,7 @@ from ._retry import Retry
 from ._schedules import Schedule, Scheduler, ScheduleStatus
 from ._serializers import JsonSerializer, PickleSerializer, Serializer
 from ._settings import ConnectOptions
+from ._tracing import disable_tracing, enable_tracing
 from ._worker import Worker
 
 __version__ = "0.1.0"
@@ -77,6 +78,8 @@ __all__ = [
     "__version__",
     "call",
     "current_job",
+    "disable_tracing",
+    "enable_tracing",
 ]
 
 # A library must not print into its host's logs uninvited: the CLI enables naq's logging.

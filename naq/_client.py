@@ -11,6 +11,7 @@ from typing import Any, Generic, ParamSpec, Self, TypeAlias, overload
 import attrs
 from typing_extensions import TypeVar
 
+from . import _tracing
 from ._caller_thread import runs_in_caller
 from ._connection import Connection
 from ._dead_letters import (
@@ -259,7 +260,13 @@ class Client:
             if not await defer(connection, record):
                 return await self.fetch_job(record.id)
             return Job(connection, record.id, record)
-        await connection.call(connection.transport.enqueue, _outgoing(record, job_id is not None))
+        outgoing = _outgoing(record, job_id is not None)
+        tracing = _tracing.tracing()
+        if tracing is None:
+            await connection.call(connection.transport.enqueue, outgoing)
+        else:
+            with tracing.publishing([(outgoing, record.func_name)]) as publishing:
+                await connection.call(connection.transport.enqueue, publishing.jobs[0])
         return Job(connection, record.id, record)
 
     async def enqueue_many(
@@ -292,10 +299,15 @@ class Client:
         calls = list(calls)
         records = [self._new_record(c.func, c.args, c.kwargs, c.job_id, options) for c in calls]
         transport = self._connection.transport
-        failed = await self._connection.call(
-            transport.enqueue_many,
-            [_outgoing(r, c.job_id is not None) for r, c in zip(records, calls, strict=True)],
-        )
+        outgoing = [_outgoing(r, c.job_id is not None) for r, c in zip(records, calls, strict=True)]
+        tracing = _tracing.tracing()
+        if tracing is None:
+            failed = await self._connection.call(transport.enqueue_many, outgoing)
+        else:
+            pairs = [(job, r.func_name) for job, r in zip(outgoing, records, strict=True)]
+            with tracing.publishing(pairs) as publishing:
+                failed = await self._connection.call(transport.enqueue_many, publishing.jobs)
+                publishing.failed(failed)
         if failed:
             raise EnqueueError(failed, len(records))
         return [Job(self._connection, r.id, r) for r in records]

@@ -19,6 +19,7 @@ import anyio
 import attrs
 from loguru import logger
 
+from . import _tracing
 from ._context import JobContext
 from ._errors import ConfigurationError, SerializationError
 from ._execution import execute, is_async_callable
@@ -37,7 +38,14 @@ from ._record import (
 from ._serializers import Serializer, serializer_for_record
 from ._settings import DEFAULT_RESULT_TTL
 from ._time import utcnow
-from ._transport import RECORD_HEADROOM, Delivery, ServerFire, Settlement, server_fire
+from ._transport import (
+    RECORD_HEADROOM,
+    Delivery,
+    ServerFire,
+    Settlement,
+    delivery_headers,
+    server_fire,
+)
 
 __all__ = ["JobRunner", "StartedJob", "Update", "settlements"]
 
@@ -58,6 +66,9 @@ class Update:
     event: str | None = None
     job_id: str = ""
     queue: str = ""
+    prompt: bool = False
+    """Store it without waiting for the job's outcome: the first record by which the job can
+    be found (a run fired by a server schedule has no queued message of its id)."""
 
     def settlement(self) -> Settlement:
         record = self.record
@@ -221,7 +232,7 @@ class JobRunner:
         )
         is_async = is_async_callable(func)
         announce: Callable[[], object] | None = functools.partial(
-            publish, Update(started, event="started")
+            publish, Update(started, event="started", prompt=fired is not None)
         )
         if is_async:
             announce()
@@ -249,8 +260,25 @@ class JobRunner:
         ``scope`` is the caller's, entered around this call: a cancel notice for this job
         cancels it, and the Cancelled exception propagates out of here. The caller then
         records the job with :meth:`interrupted` (one scope per runner task, renewed after a
-        cancel, costs less than a scope per job).
+        cancel, costs less than a scope per job). With tracing on, the run is a consumer span.
         """
+        tracing = _tracing.tracing()
+        if tracing is None:
+            return await self._execute(job, scope)
+        record, delivery = job.record, job.delivery
+        with tracing.running(
+            delivery_headers(delivery),
+            record.queue,
+            record.id,
+            record.func_name,
+            delivery.num_delivered,
+        ) as span:
+            update = await self._execute(job, scope)
+            ended = update.record
+            tracing.ended(span, update.event, ended.error if ended is not None else None)
+        return update
+
+    async def _execute(self, job: StartedJob, scope: anyio.CancelScope) -> Update:
         record = job.record
         if record.id in self._cancelled:  # the notice came while it waited to start
             why = ErrorInfo("JobCanceled", "canceled before it started", "")

@@ -418,10 +418,10 @@ class Worker:
                 batch = await updates.get_batch(_SETTLE_BATCH)
             except anyio.EndOfStream:
                 return
-            if not any(_ends_a_job(update) for update in batch):
+            if not any(_settle_now(update) for update in batch):
                 # Only interim records ("started", progress): a quick job's outcome, due any
                 # moment, makes them moot (see ``settlements``), so give it a moment to come.
-                await updates.wait_for(_ends_a_job, _INTERIM_GRACE)
+                await updates.wait_for(_settle_now, _INTERIM_GRACE)
                 batch += updates.take(_SETTLE_BATCH - len(batch))
             self._settling_since = anyio.current_time()
             await self._settle(settlements(batch), batch)
@@ -548,6 +548,7 @@ class Worker:
                 logger.warning("keep-alive failed: {!r}", exc)
 
 
-def _ends_a_job(update: Update) -> bool:
-    """Whether the update settles a job's message (its outcome), not an interim record."""
-    return update.delivery is not None
+def _settle_now(update: Update) -> bool:
+    """Whether the update settles a job's message (its outcome), or is an interim record
+    that must not wait for one (``Update.prompt``)."""
+    return update.delivery is not None or update.prompt

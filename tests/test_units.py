@@ -209,7 +209,7 @@ def test_public_api_is_pinned():
             "QueueInfo", "ResultTimeout", "Retry", "Schedule", "ScheduleNotFound",
             "ScheduleStatus", "Scheduler", "SerializationError", "Serializer", "StatusChange",
             "Worker", "WorkerHooks", "WorkerInfo", "WorkerMetrics", "__version__", "call",
-            "current_job",
+            "current_job", "disable_tracing", "enable_tracing",
         ]
     )  # fmt: skip
     for name in naq.__all__:

@@ -10,7 +10,13 @@ from ._admin import ConsumerStats, NatsAdmin, worker_key
 from ._blocking_wire import BlockingPool
 from ._bridge import Bridge, ThreadBridge, bridge_for_current_backend
 from ._caller import CallerCalls
-from ._deliveries import RECORD_HEADROOM, Delivery, OutgoingJob, Settlement
+from ._deliveries import (
+    RECORD_HEADROOM,
+    Delivery,
+    OutgoingJob,
+    Settlement,
+    delivery_headers,
+)
 from ._jetstream import StoredMessage
 from ._names import check_job_id, check_queue_name
 from ._native import NativeCalls, open_native, wire_connect_kwargs
@@ -45,6 +51,7 @@ __all__ = [
     "check_job_id",
     "check_queue_name",
     "check_schedule_id",
+    "delivery_headers",
     "is_naq_stream",
     "names",
     "open_native",

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from .._errors import NaqConnectionError
 from ._blocking_wire import BlockingPool, ConnectFailed, RequestFailed
-from ._deliveries import OutgoingJob, record_too_large
+from ._deliveries import OutgoingJob, message_headers, record_too_large
 from ._link import UNKNOWN_OUTCOME, call_failed
 from ._names import job_subject
 from ._nats import NatsTransport, _publish_failure
@@ -62,7 +62,7 @@ class CallerCalls:
             self._pool.give_back(conn)
             raise too_large
         subject = job_subject(job.queue, job.job_id)
-        headers = {"Nats-Msg-Id": job.job_id} if job.dedupe else None
+        headers = message_headers(job)
         try:
             reply = conn.request(subject, job.record, headers, transport.timeout)
         except (TimeoutError, RequestFailed) as exc:

@@ -6,6 +6,7 @@ so both read a delivery the same way.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 import attrs
@@ -22,6 +23,8 @@ __all__ = [
     "OutgoingJob",
     "Settlement",
     "as_delivery",
+    "delivery_headers",
+    "message_headers",
     "record_too_large",
     "stream_sequence",
 ]
@@ -64,6 +67,23 @@ class OutgoingJob(NamedTuple):
     job_id: str
     record: bytes
     dedupe: bool
+    headers: Mapping[str, str] | None = None
+    """Message headers to send with it (a trace context), besides ``Nats-Msg-Id``."""
+
+
+def message_headers(job: OutgoingJob) -> dict[str, str] | None:
+    """The headers of a job's message: ``job.headers``, plus ``Nats-Msg-Id`` when deduped."""
+    if job.headers is None:
+        return {"Nats-Msg-Id": job.job_id} if job.dedupe else None
+    headers = dict(job.headers)
+    if job.dedupe:
+        headers["Nats-Msg-Id"] = job.job_id
+    return headers or None
+
+
+def delivery_headers(delivery: Delivery) -> Mapping[str, str] | None:
+    """A fetched job message's headers (parsed now on the wire client: ask only if needed)."""
+    return delivery.handle.headers
 
 
 @attrs.define

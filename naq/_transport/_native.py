@@ -26,7 +26,7 @@ from .._settings import ConnectOptions
 from ._bridge import Bridge
 from ._codes import SERVICE_UNAVAILABLE
 from ._connect import _tls_context
-from ._deliveries import OutgoingJob, record_too_large
+from ._deliveries import OutgoingJob, message_headers, record_too_large
 from ._link import (
     FIRST_PAUSE,
     FIRST_RECHECK,
@@ -259,7 +259,7 @@ class NativeCalls:
         await self._link.call(f"enqueue of job {job.job_id}", publish, retry=job.dedupe)
 
     async def _publish(self, job: OutgoingJob, deadline: float) -> None:
-        headers = {"Nats-Msg-Id": job.job_id} if job.dedupe else None
+        headers = message_headers(job)
         subject = job_subject(job.queue, job.job_id)
         try:
             await self.wire.js_publish(

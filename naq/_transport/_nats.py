@@ -25,7 +25,14 @@ from .._errors import ConfigurationError, NaqConnectionError, NaqError, Serializ
 from .._settings import DEFAULT_TIMEOUT, ConnectOptions
 from ._admin import NatsAdmin
 from ._connect import nats_connect_kwargs
-from ._deliveries import Delivery, OutgoingJob, Settlement, as_delivery, record_too_large
+from ._deliveries import (
+    Delivery,
+    OutgoingJob,
+    Settlement,
+    as_delivery,
+    message_headers,
+    record_too_large,
+)
 from ._direct_get import dependency_edges
 from ._jetstream import ACK_TIMEOUT, JetStream, StoredMessage
 from ._link import FIRST_RECHECK, MAX_RECHECK, Link, LinkEvent
@@ -325,7 +332,7 @@ class NatsTransport:
                 OutgoingMessage(
                     job_subject(job.queue, job.job_id),
                     job.record,
-                    {"Nats-Msg-Id": job.job_id} if job.dedupe else None,
+                    message_headers(job),
                 )
                 for job in jobs
             ]
