@@ -455,7 +455,12 @@ class Worker:
             failed = await self._settle_once(items, terminal)  # drops what it released
             again = [(item, error) for item, error in failed if transient_settle_error(error)]
             if not again or anyio.current_time() + pause > give_up:
-                break
+                for item, error in failed:
+                    _log_unsettled(item, error)
+                return
+            for item, error in failed:
+                if not transient_settle_error(error):
+                    _log_unsettled(item, error)  # a refusal: it would be refused again
             logger.warning(
                 "could not store the outcomes of {} job(s) ({!r}); trying again in {:g} s",
                 len(again),
@@ -465,12 +470,6 @@ class Worker:
             await anyio.sleep(pause)
             pause = min(pause * 2, longest)
             items = [item for item, _ in again]
-        for item, error in failed:
-            logger.error(
-                "could not store outcome of job {}, it will be redelivered: {!r}",
-                item.job_id,
-                error,
-            )
 
     async def _settle_once(
         self, items: list[Settlement], terminal: dict[str, JobRecord]
@@ -552,3 +551,9 @@ def _settle_now(update: Update) -> bool:
     """Whether the update settles a job's message (its outcome), or is an interim record
     that must not wait for one (``Update.prompt``)."""
     return update.delivery is not None or update.prompt
+
+
+def _log_unsettled(item: Settlement, error: BaseException) -> None:
+    logger.error(
+        "could not store outcome of job {}, it will be redelivered: {!r}", item.job_id, error
+    )
