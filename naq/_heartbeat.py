@@ -43,6 +43,9 @@ __all__ = [
 
 THROUGHPUT_WINDOW = 60.0
 """Seconds over which a worker's recent throughput is measured."""
+BUSY_BEAT = 0.5
+"""Seconds between heartbeats while the worker's counters change (else ``interval``): what
+operators see of a busy worker is at most this old, at two small writes a second."""
 
 
 @attrs.define
@@ -116,6 +119,18 @@ class _Throughput:
         return {q: round((n - old.get(q, 0)) / elapsed, 3) for q, n in counts.items()}
 
 
+async def _until_next_beat(stats: WorkerStats, interval: float) -> None:
+    """Sleep ``interval``, or only ``BUSY_BEAT`` once jobs started or ended meanwhile."""
+    seen = (stats.processed, stats.running)
+    waited = 0.0
+    while waited < interval:
+        step = min(BUSY_BEAT, interval - waited)
+        await anyio.sleep(step)
+        waited += step
+        if (stats.processed, stats.running) != seen:
+            return
+
+
 def _backend() -> str:
     """asyncio, or trio (the only other backend naq runs on; see ``_transport._bridge``)."""
     try:
@@ -138,7 +153,8 @@ async def heartbeat_loop(
     metrics: WorkerMetrics | None = None,
     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Write the worker's heartbeat every ``interval`` seconds until cancelled, then delete it.
+    """Write the worker's heartbeat every ``interval`` seconds until cancelled, then delete it;
+    every ``BUSY_BEAT`` seconds while jobs start or end, so live counters are never staler.
 
     A failed write is logged and retried at the next beat; the TTL covers two misses.
     ``metrics`` shows the worker up (``naq_worker_up``) while this runs.
@@ -178,7 +194,7 @@ async def heartbeat_loop(
                 logger.warning("heartbeat of {} failed: {!r}", worker_id, exc)
             task_status.started()
             task_status = anyio.TASK_STATUS_IGNORED
-            await anyio.sleep(interval)
+            await _until_next_beat(stats, interval)
     finally:
         if metrics is not None:
             metrics.worker_up(worker_id, False)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import anyio
 import pytest
 from loguru import logger
 
@@ -277,3 +278,25 @@ async def test_admin_from_code(client, nats_url, queue_name, anyio_backend):
     assert worker.id not in {w.id for w in await admin.workers()}  # deleted at a clean exit
     assert await admin.purge(other) == 1
     assert (await admin.queues([other]))[0].pending == 0
+
+
+@pytest.mark.anyio
+async def test_live_counters_follow_jobs_within_a_busy_beat(client, nats_url, queue_name):
+    """With a 30 s heartbeat interval, jobs that ran show in the worker's heartbeat within a
+    few busy beats (BUSY_BEAT, 0.5 s), not at the next interval (issue 20: the dashboard
+    showed 0 processed right after a worker ran two jobs)."""
+    admin = naq.Admin(client)
+    async with running_worker(nats_url, [queue_name], heartbeat_interval=30) as worker:
+        done = [await client.enqueue(jobs.add, i, 1, queue=queue_name) for i in range(2)]
+        failing = await client.enqueue(jobs.fail, "kaput", queue=queue_name)
+        assert [await job.result(timeout=20) for job in done] == [1, 2]
+        with pytest.raises(naq.JobFailed):
+            await failing.result(timeout=20)
+        with anyio.fail_after(5):  # the interval is 30 s: only busy beats can show them
+            while True:
+                [listed] = [w for w in await admin.workers() if w.id == worker.id]
+                if listed.processed == 3:
+                    break
+                await anyio.sleep(0.05)
+        assert (listed.processed, listed.failed, listed.running) == (3, 1, 0)
+        assert sum(listed.throughput.values()) > 0  # jobs/s over the last minute
