@@ -38,7 +38,10 @@ async def test_dev_runs_server_and_worker_and_stops_on_ctrl_c(tmp_path):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         busy = taken.getsockname()[1]
         process = await anyio.open_process(
-            [sys.executable, "-m", "naq", "dev", "--port", "-1", "--store-dir", store],
+            [
+                *(sys.executable, "-m", "naq", "dev", "--port", "-1", "--store-dir", store),
+                *("--metrics-port", "0"),
+            ],
             cwd=tmp_path,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "NAQ_DASHBOARD_PORT": str(busy)},
             stderr=None,
@@ -57,6 +60,15 @@ async def test_dev_runs_server_and_worker_and_stops_on_ctrl_c(tmp_path):
             assert sys.executable in try_it
             tried = await anyio.run_process(try_it.removeprefix("try it:"), check=False)
             assert tried.stdout.decode().strip() == "3", tried.stderr
+            metrics = said.split("Prometheus metrics at ")[1].split()[0]
+            with urllib.request.urlopen(metrics, timeout=20) as reply:
+                finished = [
+                    line
+                    for line in reply.read().decode().splitlines()
+                    if line.startswith("naq_jobs_finished_total{")
+                    and 'function="operator:add"' in line
+                ]
+            assert len(finished) == 1 and finished[0].endswith(" 1.0"), finished
             # The README's first job, as written, against naq dev as started there.
             ran = await anyio.run_process(
                 [sys.executable, "first_job.py"],

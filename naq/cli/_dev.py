@@ -23,6 +23,7 @@ from typing import Annotated
 import anyio
 import typer
 
+from .._metrics import WorkerMetrics
 from .._processes import Supervisor, naq_worker_command, parameters_argv
 from .._worker import Worker
 from ..server import EmbeddedServer
@@ -36,12 +37,14 @@ from . import (
     HooksOption,
     MaxJobsOption,
     MaxMemoryOption,
+    MetricsPortOption,
     ProcessesOption,
     QueuesArgument,
     ReloadOption,
     SyncThreadsOption,
     _exit_without_waiting_for_job_threads,
     app,
+    child_command,
     run_until_signalled,
     supervised,
 )
@@ -144,6 +147,7 @@ def dev(
     max_jobs_per_child: MaxJobsOption = None,
     max_memory_per_child: MaxMemoryOption = None,
     reload: ReloadOption = False,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Run nats-server, a worker and the dashboard together.
 
@@ -158,10 +162,14 @@ def dev(
     if supervised(processes, reload, max_jobs_per_child, max_memory_per_child):
         names = queues or ["default"]
         child = parameters_argv(
-            ctx, skip=SUPERVISOR_OPTIONS | _DEV_ONLY, only_given=False, values={"queues": names}
+            ctx,
+            skip=SUPERVISOR_OPTIONS | _DEV_ONLY | {"metrics_port"},  # a port per process
+            only_given=False,
+            values={"queues": names},
         )
         supervisor = Supervisor(
-            lambda slot: naq_worker_command() + child,  # the URL comes from NAQ_NATS_URL
+            # The URL comes from NAQ_NATS_URL; process k serves metrics on metrics_port + k - 1.
+            child_command(naq_worker_command() + child, None, metrics_port),
             processes=processes,
             grace=grace,
             reload_path=Path(".") if reload else None,
@@ -184,10 +192,14 @@ def dev(
             typer.echo("naq dev: restarting the workers when a .py file here changes")
         if dashboard is not None:
             typer.echo(f"naq dev: dashboard at {dashboard.url}{dashboard.note}")
-        typer.echo("naq dev: Ctrl-C stops everything")
-        for line in try_it_lines(embedded.url):
-            typer.echo(line)
+        metrics = WorkerMetrics() if metrics_port is not None and supervisor is None else None
         try:
+            if metrics is not None and metrics_port is not None:
+                bound = metrics.serve(metrics_port)
+                typer.echo(f"naq dev: Prometheus metrics at http://127.0.0.1:{bound}/metrics")
+            typer.echo("naq dev: Ctrl-C stops everything")
+            for line in try_it_lines(embedded.url):
+                typer.echo(line)
             if supervisor is not None:
                 run(_dev_supervised, supervisor, embedded.url, dashboard)
             else:
@@ -198,9 +210,12 @@ def dev(
                     sync_threads=sync_threads,
                     heartbeat_interval=heartbeat_interval,
                     hooks=worker_hooks,
+                    metrics=metrics,
                 )
                 run(_dev_services, w, grace, dashboard)
         finally:
+            if metrics is not None:
+                metrics.close()
             if dashboard is not None:
                 dashboard.sock.close()  # a no-op once the dashboard took it over
     _exit_without_waiting_for_job_threads()
