@@ -192,9 +192,10 @@ def dev(
             typer.echo("naq dev: restarting the workers when a .py file here changes")
         if dashboard is not None:
             typer.echo(f"naq dev: dashboard at {dashboard.url}{dashboard.note}")
-        metrics = WorkerMetrics() if metrics_port is not None and supervisor is None else None
+        metrics: WorkerMetrics | None = None  # with a supervisor, its processes serve them
         try:
-            if metrics is not None and metrics_port is not None:
+            if metrics_port is not None and supervisor is None:
+                metrics = WorkerMetrics()
                 bound = metrics.serve(metrics_port)
                 typer.echo(f"naq dev: Prometheus metrics at http://127.0.0.1:{bound}/metrics")
             typer.echo("naq dev: Ctrl-C stops everything")
