@@ -3,7 +3,8 @@
 Covered: the worker's pull consumer (``_pull.PullConsumer``), the pipelined publisher
 (``_publisher.AckedPublisher`` and its ack parsing), reading a delivery's count and job id
 from its ack subject and headers (``_deliveries``), and the batched direct gets
-(``_direct_get`` and ``JetStream.direct_get_many``).
+(``_direct_get`` and ``JetStream.direct_get_many``), and the reads that must be exact at
+once: ``JetStream.count_messages`` and ``JetStream.latest_per_subject``.
 
 The ``RECORDED`` messages were recorded from nats-server v2.15.1 through nats-py: each is what
 nats-py handed naq's callback (subject, reply, headers, data), written here as literals.
@@ -552,3 +553,47 @@ async def test_batched_direct_gets_on_a_real_stream(nats_url, nc, stream):
     assert all(values[f"{stream}.k{i}.v"] == f"{i}".encode() for i in range(250) if i != 7)
     assert nothing == []
     assert [m.data for m in mixed] == [b"3"]
+
+
+async def test_messages_are_counted_by_the_stream_right_after_their_acks(nats_url, nc, stream):
+    """The count is the store's own, so it holds the instant the publishes are acked (a
+    consumer's num_pending is updated asynchronously and can lag); no match counts 0."""
+    js = nc.jetstream()
+    transport = NatsTransport(nats_url)
+    await transport.connect()
+    try:
+        for round_ in range(20):
+            acks = [await js.publish_async(f"{stream}.q{round_}.{i}", b"x") for i in range(51)]
+            await asyncio.gather(*acks)
+            await js.publish(f"{stream}.q{round_}", b"bare")
+            with anyio.fail_after(5):
+                counted = await transport.jetstream.count_messages(
+                    stream, [f"{stream}.q{round_}", f"{stream}.q{round_}.*"]
+                )
+            assert counted == 52
+        with anyio.fail_after(5):
+            assert await transport.jetstream.count_messages(stream, [f"{stream}.none.*"]) == 0
+            assert await transport.jetstream.count_messages(stream, []) == 0
+    finally:
+        await transport.close()
+
+
+async def test_latest_per_subject_reads_every_subject_once_at_its_newest(nats_url, nc, stream):
+    """2,500 subjects (three fetches of at most 1,000), each written twice: every subject
+    comes back once with its last message, and the reader's consumer is deleted after."""
+    js = nc.jetstream()
+    for version in (b"old", b"new"):
+        acks = [await js.publish_async(f"{stream}.k{i}", version) for i in range(2500)]
+        await asyncio.gather(*acks)
+    transport = NatsTransport(nats_url)
+    await transport.connect()
+    try:
+        with anyio.fail_after(20):
+            msgs = await transport.jetstream.latest_per_subject(stream, f"{stream}.*")
+            nothing = await transport.jetstream.latest_per_subject(stream, f"{stream}.none.*")
+    finally:
+        await transport.close()
+    assert sorted(m.subject for m in msgs) == sorted(f"{stream}.k{i}" for i in range(2500))
+    assert {m.data for m in msgs} == {b"new"}
+    assert nothing == []
+    assert (await js.stream_info(stream)).state.consumer_count == 0

@@ -9,6 +9,7 @@ delete stored messages. Everything here runs on the transport's asyncio loop.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -202,6 +203,64 @@ class JetStream:
             return found
         finally:
             await sub.unsubscribe()
+
+    async def count_messages(self, stream: str, subjects: Sequence[str]) -> int:
+        """Messages stored on these subjects (wildcards allowed), counted by the stream itself.
+
+        A batch direct get of one message answers with ``Nats-Num-Pending``, the matching
+        messages after it, read from the store when the request is served. A consumer's
+        ``num_pending`` would lag: the server tells consumers of new messages asynchronously.
+        """
+        nc = self.nc
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox)
+        try:
+            for subject in subjects:
+                request = json.dumps({"next_by_subj": subject, "batch": 1}).encode()
+                await nc.publish(direct_get_subject(stream), request, reply=inbox)
+            count = 0
+            unanswered = len(subjects)
+            while unanswered:
+                msg = await sub.next_msg(timeout=10)
+                headers = msg.headers or {}
+                if headers.get("Status"):
+                    unanswered -= 1  # 204 end of batch, or 404 nothing matched
+                else:
+                    count += 1 + int(headers.get("Nats-Num-Pending", 0))
+            return count
+        finally:
+            await sub.unsubscribe()
+
+    async def latest_per_subject(self, stream: str, subject: str) -> list[Msg]:
+        """The last message of every subject matching ``subject``, in stream order.
+
+        Read by a pull consumer: it delivers nothing before it is asked, so the count it
+        reports when made is exact, and the read ends when the last message delivered says
+        none are left. (nats-py's KV watcher asks a push consumer how many are left while
+        they may already be on the way, and can report an empty bucket.)
+        """
+        config = api.ConsumerConfig(
+            deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT,
+            ack_policy=api.AckPolicy.NONE,
+            inactive_threshold=60.0,
+            mem_storage=True,
+        )
+        sub = await self.js.pull_subscribe(subject, stream=stream, config=config)
+        consumer = None
+        try:
+            info = await sub.consumer_info()
+            consumer = info.name
+            found: list[Msg] = []
+            remaining = info.num_pending
+            while remaining:
+                msgs = await sub.fetch(min(remaining, 1000), timeout=10)
+                found += msgs
+                remaining = msgs[-1].metadata.num_pending
+            return found
+        finally:
+            await sub.unsubscribe()
+            if consumer is not None:
+                await self.js.delete_consumer(stream, consumer)
 
 
 def lost_race(error: BaseException) -> bool:

@@ -14,6 +14,7 @@ __all__ = [
     "JOBS_BUCKET_STREAM",
     "JOBS_STREAM",
     "SCHEDULES_BUCKET",
+    "SCHEDULES_BUCKET_STREAM",
     "SCHEDULE_PREFIX",
     "STORED_RECORDS",
     "WORKERS_BUCKET",
@@ -56,6 +57,7 @@ WORKERS_BUCKET = "naq_workers"
 WORKERS_BUCKET_STREAM = f"KV_{WORKERS_BUCKET}"
 SCHEDULES_BUCKET = "naq_schedules"
 """KV bucket of schedule definitions, keyed by schedule id."""
+SCHEDULES_BUCKET_STREAM = f"KV_{SCHEDULES_BUCKET}"
 SCHEDULE_PREFIX = "naq.sched."
 """Server schedules: one message per schedule on ``naq.sched.<id>`` in the jobs stream."""
 DEAD_STREAM = "NAQ_DEAD"

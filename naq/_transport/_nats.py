@@ -449,8 +449,8 @@ class NatsTransport:
         return await self._link.call(f"counting queue {queue}", count)
 
     async def _queue_depth(self, queue: str) -> int:
-        info = await self._queue_consumer(queue)  # created if no one enqueued or consumed yet
-        return info.num_pending + info.num_ack_pending
+        # Work-queue retention: a job's message is stored until a worker acks it.
+        return await self.jetstream.count_messages(JOBS_STREAM, queue_filters(queue))
 
     async def dead_letter_count(self, queue: str) -> int:
         """Dead letters kept for a queue."""

@@ -29,6 +29,7 @@ from ._jetstream import JetStream, lost_race
 from ._names import (
     JOBS_STREAM,
     SCHEDULE_PREFIX,
+    SCHEDULES_BUCKET_STREAM,
     job_subject,
     queue_subject,
     record_subject,
@@ -156,23 +157,15 @@ class ScheduleStore:
             return None
 
     async def all(self) -> list[tuple[str, bytes, int]]:
-        """Every definition (id, data, revision), read through one ordered consumer.
-
-        An ordered consumer that resets (a gap, a slow reader) delivers entries again: keep
-        each key once, at its newest revision.
-        """
-        watcher = await self._kv.watchall(ignore_deletes=True)
-        found: dict[str, tuple[str, bytes, int]] = {}
-        try:
-            async for entry in watcher:
-                if entry is None:
-                    break
-                seen = found.get(entry.key)
-                if seen is None or seen[2] < entry.revision:
-                    found[entry.key] = (entry.key, entry.value, entry.revision)
-        finally:
-            await watcher.stop()
-        return list(found.values())
+        """Every definition (id, data, revision)."""
+        msgs = await self._jetstream.latest_per_subject(
+            SCHEDULES_BUCKET_STREAM, schedule_definition_subject("*")
+        )
+        return [
+            (msg.subject.rsplit(".", 1)[1], msg.data, msg.metadata.sequence.stream)
+            for msg in msgs
+            if msg.data  # empty: a delete or purge marker
+        ]
 
     async def update(
         self, schedule_id: str, decide: Callable[[bytes | None], tuple[bytes | None, Any]]
