@@ -25,6 +25,7 @@ from ._errors import (
 )
 from ._events import Event, EventStream
 from ._heartbeat import WorkerInfo
+from ._history import Bucket
 from ._hooks import WorkerHooks
 from ._job import Job
 from ._metrics import WorkerMetrics
@@ -40,6 +41,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Admin",
+    "Bucket",
     "Call",
     "Client",
     "ConfigurationError",

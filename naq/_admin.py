@@ -1,4 +1,5 @@
-"""``Admin``: what operators ask of naq: live workers, queue statistics, purge.
+"""``Admin``: what operators ask of naq: live workers, queue statistics, throughput history,
+purge.
 
 It works over a connected Client (``naq.Admin(client)``), so it needs no connection of its
 own. The CLI's ``list-workers``, ``info`` and ``purge`` are thin layers over it.
@@ -7,7 +8,7 @@ own. The CLI's ``list-workers``, ``info`` and ``purge`` are thin layers over it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Self
 
@@ -15,11 +16,13 @@ import attrs
 from loguru import logger
 
 from ._client import ClientRef
-from ._errors import SerializationError
+from ._errors import ConfigurationError, SerializationError
 from ._events import EventSubscription
 from ._heartbeat import WorkerInfo, decode_worker_info
+from ._history import Bucket, per_minute, read_samples
+from ._record import JobRecord, decode_record
 from ._time import utcnow
-from ._transport import check_queue_name, names
+from ._transport import check_queue_name, names, stored_jobs
 from ._twin import unwrap
 
 __all__ = ["Admin", "PurgeNotice", "PurgeNotices", "QueueInfo"]
@@ -78,6 +81,46 @@ class Admin:
             )
             for s in stats
         ]
+
+    async def throughput_history(self, minutes: int = 60, queue: str | None = None) -> list[Bucket]:
+        """Runs ended per minute over the last ``minutes`` minutes, oldest first, the last
+        bucket being the current minute (so far); of every queue, or of ``queue``.
+
+        From the samples every worker stores while its jobs end (at most ``history_interval``
+        seconds late, or when it stops), kept a day in JetStream: any process sees them,
+        also after a restart. A minute without samples is a bucket of zeros.
+        """
+        if isinstance(minutes, bool) or minutes < 1:
+            raise ConfigurationError(f"minutes must be >= 1, got {minutes!r}")
+        if queue is not None:
+            check_queue_name(queue)
+        until = utcnow()
+        since = until.replace(second=0, microsecond=0) - timedelta(minutes=minutes - 1)
+        samples = await read_samples(self._connection, since)
+        return per_minute(samples, since=since, until=until, queue=queue)
+
+    async def stored_jobs(
+        self, queue: str | None = None, *, queued_limit: int = 10_000
+    ) -> list[JobRecord]:
+        """Every job naq still stores, of every queue or of ``queue``: the records of jobs
+        that started (kept until their ``keep_for`` ends), and up to ``queued_limit`` queued
+        jobs, oldest first (a queued job is stored only as its message). One pass over
+        storage, for listings; a job that cannot be decoded is skipped with a warning.
+        """
+        if queue is not None:
+            check_queue_name(queue)
+        stored = await self._connection.call(
+            stored_jobs, self._connection.transport.jetstream, queue, queued_limit
+        )
+        if stored.more_queued:
+            logger.warning("listing jobs: only the oldest {} queued jobs were read", queued_limit)
+        records = []
+        for data in [*stored.records, *stored.queued]:
+            try:
+                records.append(decode_record(data))
+            except SerializationError as exc:
+                logger.warning("listing jobs: skipping an undecodable job: {}", exc)
+        return records
 
     async def purge(self, queue: str) -> int:
         """Remove every job message of ``queue`` (waiting, running, waiting to retry).

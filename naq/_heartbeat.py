@@ -50,12 +50,15 @@ operators see of a busy worker is at most this old, at two small writes a second
 
 @attrs.define
 class WorkerStats:
-    """Counters kept by a Worker: jobs running now, and runs ended per queue."""
+    """Counters kept by a Worker: jobs running now, and runs ended (and failed) per queue.
+
+    Read by the heartbeat (``heartbeat_loop``) and the throughput history (``_history``)."""
 
     running: int = 0
     processed: int = 0
     failed: int = 0
     processed_by_queue: collections.Counter[str] = attrs.Factory(collections.Counter)
+    failed_by_queue: collections.Counter[str] = attrs.Factory(collections.Counter)
 
     def job_ended(self, queue: str, *, ok: bool) -> None:
         """A run ended: ``ok`` when it finished, not when it failed (even if retried)."""
@@ -63,6 +66,7 @@ class WorkerStats:
         self.processed_by_queue[queue] += 1
         if not ok:
             self.failed += 1
+            self.failed_by_queue[queue] += 1
 
 
 @attrs.frozen(kw_only=True)

@@ -10,7 +10,7 @@ ever unpickled here: a pickled call or result is shown as ``"(pickled)"``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._admin import QueueInfo
 from ._dead_letters import DeadLetter
@@ -20,9 +20,13 @@ from ._retry import Retry
 from ._schedules import Schedule
 from ._time import as_utc
 
+if TYPE_CHECKING:
+    from ._history import Bucket
+
 __all__ = [
     "PICKLED",
     "dead_letter_view",
+    "history_view",
     "iso_time",
     "job_summary_view",
     "job_view",
@@ -68,6 +72,11 @@ def _error(error: ErrorInfo | None, *, traceback: bool) -> dict[str, Any] | None
     if traceback:
         view["traceback"] = error.traceback
     return view
+
+
+def history_view(bucket: Bucket) -> dict[str, Any]:
+    """One minute of history: when it starts, and the runs that finished and failed in it."""
+    return {"start": iso_time(bucket.start), "finished": bucket.finished, "failed": bucket.failed}
 
 
 def job_summary_view(record: JobRecord) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from ._connection import Connection
 from ._dispatch import BatchQueue, DispatchQueue
 from ._errors import ConfigurationError
 from ._heartbeat import WorkerStats, heartbeat_loop
+from ._history import HISTORY_INTERVAL, history_loop
 from ._hooks import JobHooks, WorkerHooks, combine_hooks, run_shutdown, run_startup
 from ._job_threads import JobThreads
 from ._lifecycle import dependency_results, jobs_ended
@@ -74,7 +75,9 @@ class Worker:
     bounds each idle fetch, and so how long :meth:`stop` takes when there is no work.
     ``connect_options`` (servers, credentials, TLS) defaults to the ``NAQ_*`` environment,
     with ``url`` replacing its servers. Every ``heartbeat_interval`` seconds the worker
-    publishes its state and counters (``stats``) for ``naq list-workers``.
+    publishes its state and counters (``stats``) for ``naq list-workers``; every
+    ``history_interval`` seconds while its jobs end, the runs that ended (and failed) per
+    queue, for ``Admin.throughput_history`` (and once more when it stops).
     ``signing_key`` (else env ``NAQ_SIGNING_KEY``) makes the worker refuse pickled jobs not
     signed with it; ``allowed_modules`` limits where functions named in JSON records come
     from (default: the modules in the directory it was started from, see ``_allowlist``);
@@ -105,6 +108,7 @@ class Worker:
         burst: bool = False,
         connect_options: ConnectOptions | None = None,
         heartbeat_interval: float = 5.0,
+        history_interval: float = HISTORY_INTERVAL,
         signing_key: str | bytes | None = None,
         allowed_modules: Sequence[str] | None = None,
         replicas: int | None = None,
@@ -125,6 +129,8 @@ class Worker:
             raise ConfigurationError(f"ack_wait must be >= 1 second, got {ack_wait}")
         if heartbeat_interval <= 0:
             raise ConfigurationError(f"heartbeat_interval must be > 0, got {heartbeat_interval}")
+        if history_interval <= 0:
+            raise ConfigurationError(f"history_interval must be > 0, got {history_interval}")
         if max_jobs is not None and (isinstance(max_jobs, bool) or max_jobs < 1):
             raise ConfigurationError(f"max_jobs must be >= 1, got {max_jobs!r}")
         self.max_memory_mib = check_memory_limit(max_memory_mib)
@@ -149,6 +155,7 @@ class Worker:
         self.processed = 0
         self.id = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         self.heartbeat_interval = float(heartbeat_interval)
+        self.history_interval = float(history_interval)
         self.stats = WorkerStats()
         self.hooks = combine_hooks(hooks)
         self._jobs_scope: anyio.CancelScope | None = None
@@ -237,6 +244,7 @@ class Worker:
             service.start_soon(self._keep_alive_loop)
             service.start_soon(self._cancel_notice_loop)
             await service.start(self._heartbeat)
+            await service.start(self._history)
             async with anyio.create_task_group() as core:
                 core.start_soon(self._settle_loop, updates)
                 # Exits in reverse: fetch loops end and close ``dispatch``, runners finish
@@ -531,6 +539,18 @@ class Worker:
             stopping=lambda: self._stop_requested,
             parent=self.parent,
             metrics=self.metrics,
+            task_status=task_status,
+        )
+
+    async def _history(self, *, task_status: TaskStatus[None]) -> None:
+        """Store the runs ended per queue for ``Admin.throughput_history`` (counted from
+        here on: it starts before any job)."""
+        assert self._connection is not None
+        await history_loop(
+            self._connection,
+            worker_id=self.id,
+            stats=self.stats,
+            interval=self.history_interval,
             task_status=task_status,
         )
 

@@ -15,6 +15,7 @@ from typing import Any, Generic, Self
 
 import naq
 from naq import (
+    Bucket,
     Call,
     ConnectOptions,
     DeadLetter,
@@ -565,6 +566,26 @@ class Admin(BlockingTwin):
         live workers (a queue is known once a job is enqueued to it or a worker consumes it).
         """
         return run_blocking(partial(self._async.queues, names))
+
+    def throughput_history(self, minutes: int = 60, queue: str | None = None) -> list[Bucket]:
+        """Runs ended per minute over the last ``minutes`` minutes, oldest first, the last
+        bucket being the current minute (so far); of every queue, or of ``queue``.
+
+        From the samples every worker stores while its jobs end (at most ``history_interval``
+        seconds late, or when it stops), kept a day in JetStream: any process sees them,
+        also after a restart. A minute without samples is a bucket of zeros.
+        """
+        return run_blocking(partial(self._async.throughput_history, minutes, queue))
+
+    def stored_jobs(
+        self, queue: str | None = None, *, queued_limit: int = 10000
+    ) -> list[JobRecord]:
+        """Every job naq still stores, of every queue or of ``queue``: the records of jobs
+        that started (kept until their ``keep_for`` ends), and up to ``queued_limit`` queued
+        jobs, oldest first (a queued job is stored only as its message). One pass over
+        storage, for listings; a job that cannot be decoded is skipped with a warning.
+        """
+        return run_blocking(partial(self._async.stored_jobs, queue, queued_limit=queued_limit))
 
     def purge(self, queue: str) -> int:
         """Remove every job message of ``queue`` (waiting, running, waiting to retry).

@@ -34,16 +34,20 @@ async def test_pages_and_assets_are_self_contained(client):
         for asset in ("/static/dashboard.js", "/static/dashboard.css"):
             reply = await http("GET", base + asset)
             assert reply.status == 200
-            assert "http://" not in reply.text and "https://" not in reply.text  # no CDN
+            text = reply.text.replace("http://www.w3.org/2000/svg", "")  # a name, not a URL
+            assert "http://" not in text and "https://" not in text  # no CDN
         assert "https://" not in page.text
-        for path in ("/workers", "/schedules", "/dead-letters", "/queues/default", "/jobs/abc"):
+        for path in ("/workers", "/schedules", "/dead-letters", "/queues/default", "/jobs/abc",
+                     "/jobs", "/jobs?queue=default&status=failed"):  # fmt: skip
             assert (await http("GET", base + path)).status == 200
         moved = await http("GET", base + "/failed")  # the old address of the dead letters
         assert moved.status == 200
         assert 'data-view="dead-letters"' in moved.text
-        found = await http("GET", base + "/search?id=some-job")
-        assert found.status == 200  # redirected to the job's page
-        assert 'data-arg="some-job"' in found.text
+        found = await http("GET", base + "/search?q=send_mail")
+        assert found.status == 200  # no such job: redirected to the jobs of that function
+        assert 'data-view="jobs"' in found.text
+        old_form = await http("GET", base + "/search?id=some-job")  # the old parameter
+        assert 'data-view="jobs"' in old_form.text
 
 
 async def test_overview_queue_and_job(client, nats_url, queue_name):
@@ -65,11 +69,28 @@ async def test_overview_queue_and_job(client, nats_url, queue_name):
 
             queue = (await http("GET", f"{base}/api/queues/{queue_name}")).json()
             assert queue["queue"]["workers"] == [worker.id]
-            assert [j["id"] for j in queue["recent"]] == [job.id]
             assert queue["dead_letters"] == []
+            listed = (await http("GET", f"{base}/api/jobs?queue={queue_name}")).json()
+            assert [j["id"] for j in listed["jobs"]] == [job.id]
+            assert (listed["total"], listed["page"], listed["pages"]) == (1, 1, 1)
+            assert listed["counts"] == {"finished": 1}
 
             workers = (await http("GET", base + "/api/workers")).json()
             assert worker.id in [w["id"] for w in workers]
+
+        def jobs_of(query: str):
+            return http("GET", f"{base}/api/jobs?queue={queue_name}&{query}")
+
+        assert (await jobs_of("status=failed")).json()["jobs"] == []
+        assert (await jobs_of("function=JOBS:ADD")).json()["total"] == 1  # any case
+        assert (await jobs_of("function=mail")).json()["total"] == 0
+        assert (await jobs_of("status=done")).status == 400
+        assert "unknown status" in (await jobs_of("status=done")).json()["error"]
+        assert (await jobs_of("page=two")).status == 400
+        by_id = await http("GET", f"{base}/search?q={job.id}")
+        assert 'data-view="job"' in by_id.text and f'data-arg="{job.id}"' in by_id.text
+        by_function = await http("GET", f"{base}/search?q=jobs:add")
+        assert 'data-view="jobs"' in by_function.text
 
         detail = (await http("GET", f"{base}/api/jobs/{job.id}")).json()
         assert detail["status"] == "finished"
@@ -83,6 +104,41 @@ async def test_overview_queue_and_job(client, nats_url, queue_name):
         missing = await http("GET", base + "/api/jobs/no-such-job")
         assert missing.status == 404
         assert "no-such-job" in missing.json()["error"]
+
+
+async def test_job_lists_show_what_is_stored_whenever_the_dashboard_started(
+    client, nats_url, queue_name
+):
+    """Jobs that finished, failed and wait before the dashboard started are listed by state,
+    a page of 50 at a time, newest change first; a restarted dashboard lists the same."""
+    async with running_worker(nats_url, [queue_name]):
+        done = await client.enqueue(jobs.add, 1, 1, queue=queue_name)
+        assert await done.result(timeout=20) == 2
+        failed = await _failed_job(client, queue_name)
+    waiting = await client.enqueue_many(
+        [naq.Call(jobs.add, (i, i)) for i in range(120)], queue=queue_name
+    )
+    for _start in ("first", "restart"):
+        async with running_dashboard(client) as base:
+
+            async def listed(query: str = "", base: str = base) -> dict:
+                return (await http("GET", f"{base}/api/jobs?queue={queue_name}&{query}")).json()
+
+            first = await listed()
+            assert first["counts"] == {"finished": 1, "failed": 1, "queued": 120}
+            assert (first["total"], first["page"], first["pages"]) == (122, 1, 3)
+            pages = [first, await listed("page=2"), await listed("page=3")]
+            assert [len(p["jobs"]) for p in pages] == [50, 50, 22]
+            ids = [j["id"] for p in pages for j in p["jobs"]]
+            assert sorted(ids) == sorted([done.id, failed.id, *(j.id for j in waiting)])
+            assert ids[-2:] == [failed.id, done.id]  # the oldest change is last
+            assert (await listed("page=9"))["page"] == 3  # past the end: the last page
+            assert [j["id"] for j in (await listed("status=finished"))["jobs"]] == [done.id]
+            [shown] = (await listed("status=failed"))["jobs"]
+            assert (shown["id"], shown["function"]) == (failed.id, "tests.jobs:fail")
+            assert (await listed("status=queued"))["total"] == 120
+            by_function = await http("GET", f"{base}/api/jobs?function=jobs:fail")
+            assert failed.id in [j["id"] for j in by_function.json()["jobs"]]
 
 
 async def test_json_job_shows_args_and_result(nats_url, queue_name):

@@ -4,7 +4,7 @@ Covered: the worker's pull consumer (``_pull.PullConsumer``), the pipelined publ
 (``_publisher.AckedPublisher`` and its ack parsing), reading a delivery's count and job id
 from its ack subject and headers (``_deliveries``), and the batched direct gets
 (``_direct_get`` and ``JetStream.direct_get_many``), and the reads that must be exact at
-once: ``JetStream.count_messages`` and ``JetStream.latest_per_subject``.
+once: ``JetStream.count_messages``, ``JetStream.latest_per_subject`` and ``read_since``.
 
 The ``RECORDED`` messages were recorded from nats-server v2.15.1 through nats-py: each is what
 nats-py handed naq's callback (subject, reply, headers, data), written here as literals.
@@ -31,6 +31,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Coroutine
+from datetime import timedelta
 from typing import Any, NamedTuple, TypeVar
 
 import anyio
@@ -596,4 +597,32 @@ async def test_latest_per_subject_reads_every_subject_once_at_its_newest(nats_ur
     assert sorted(m.subject for m in msgs) == sorted(f"{stream}.k{i}" for i in range(2500))
     assert {m.data for m in msgs} == {b"new"}
     assert nothing == []
+    assert (await js.stream_info(stream)).state.consumer_count == 0
+
+
+async def test_read_since_reads_every_message_stored_from_a_time_on(nats_url, nc, stream):
+    """300 messages, then 1,200 (two fetches): reading from the time the server stored the
+    first of the later ones gives exactly those, in order; from a time to come, nothing;
+    the reader's consumers are deleted after."""
+    js = nc.jetstream()
+    await asyncio.gather(
+        *[await js.publish_async(f"{stream}.w{i % 7}", b"old") for i in range(300)]
+    )
+    later = [await js.publish_async(f"{stream}.w{i % 7}", str(i).encode()) for i in range(1200)]
+    acks = await asyncio.gather(*later)
+    since = (await js.get_msg(stream, acks[0].seq)).time
+    assert since is not None
+    transport = NatsTransport(nats_url)
+    await transport.connect()
+    try:
+        with anyio.fail_after(20):
+            msgs = await transport.jetstream.read_since(stream, f"{stream}.*", since)
+            future = since + timedelta(hours=1)
+            nothing = await transport.jetstream.read_since(stream, f"{stream}.*", future)
+            one = await transport.jetstream.read_since(stream, f"{stream}.w3", since)
+    finally:
+        await transport.close()
+    assert [m.data for m in msgs] == [str(i).encode() for i in range(1200)]
+    assert nothing == []
+    assert [m.data for m in one] == [str(i).encode() for i in range(1200) if i % 7 == 3]
     assert (await js.stream_info(stream)).state.consumer_count == 0

@@ -202,8 +202,8 @@ class TestSerializers:
 def test_public_api_is_pinned():
     assert sorted(naq.__all__) == sorted(
         [
-            "Admin", "Call", "Client", "ConfigurationError", "ConnectOptions", "DeadLetter",
-            "EnqueueError", "ErrorInfo", "Event", "EventStream", "Job", "JobCanceled",
+            "Admin", "Bucket", "Call", "Client", "ConfigurationError", "ConnectOptions",
+            "DeadLetter", "EnqueueError", "ErrorInfo", "Event", "EventStream", "Job", "JobCanceled",
             "JobContext", "JobFailed", "JobNotFound", "JobRecord", "JobStatus",
             "JsonSerializer", "NaqConnectionError", "NaqError", "PickleSerializer", "Queue",
             "QueueInfo", "ResultTimeout", "Retry", "Schedule", "ScheduleNotFound",

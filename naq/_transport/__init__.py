@@ -18,6 +18,7 @@ from ._deliveries import (
     delivery_headers,
 )
 from ._jetstream import StoredMessage
+from ._job_listing import StoredJobs, stored_jobs
 from ._names import check_job_id, check_queue_name
 from ._native import NativeCalls, open_native, wire_connect_kwargs
 from ._nats import DeadLetter as RawDeadLetter
@@ -44,6 +45,7 @@ __all__ = [
     "ScheduleStore",
     "ServerFire",
     "Settlement",
+    "StoredJobs",
     "StoredMessage",
     "ThreadBridge",
     "WireConnection",
@@ -56,6 +58,7 @@ __all__ = [
     "names",
     "open_native",
     "server_fire",
+    "stored_jobs",
     "transient_settle_error",
     "wipe_naq_streams",
     "wire_connect_kwargs",

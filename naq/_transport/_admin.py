@@ -1,4 +1,5 @@
-"""NATS-side operations for operators: worker heartbeats, queue statistics and purge.
+"""NATS-side operations for operators: worker heartbeats, throughput history, queue statistics
+and purge.
 
 A store owned by the transport (``transport.admin``), kept apart from ``_nats.py`` (the job
 hot paths) so the two grow independently. Like the transport, everything here runs on the
@@ -7,8 +8,10 @@ transport's asyncio loop (through ``Connection.call``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import nats.errors
@@ -19,16 +22,18 @@ from .._errors import NaqConnectionError, NaqError
 from ._jetstream import JetStream
 from ._names import (
     JOBS_STREAM,
+    STATS_STREAM,
     WORKERS_BUCKET_STREAM,
     consumer_name,
     job_subject,
     queue_of_consumer,
     queue_subject,
+    stats_subject,
     stream_purge_subject,
     worker_subject,
 )
-from ._publisher import OutgoingMessage
-from ._streams import WORKER_MARKER_TTL, workers_bucket
+from ._publisher import OutgoingMessage, PublishError
+from ._streams import WORKER_MARKER_TTL, stats_stream, workers_bucket
 
 __all__ = ["ConsumerStats", "NatsAdmin", "worker_key"]
 
@@ -67,10 +72,12 @@ class NatsAdmin:
     def __init__(self, jetstream: JetStream) -> None:
         self._jetstream = jetstream
         self._workers_kv: Any = None
+        self._stats_ready = False
 
     def forget(self) -> None:
         """Start afresh on a new connection (after ``fork()``)."""
         self._workers_kv = None
+        self._stats_ready = False
 
     @property
     def _js(self) -> Any:
@@ -118,6 +125,50 @@ class NatsAdmin:
         except (nats.errors.Error, nats.js.errors.Error) as exc:
             raise _admin_error("cannot read workers", exc) from exc
         return [msg.data for msg in found if msg.data]  # empty: a delete or expiry marker
+
+    # -- throughput history -----------------------------------------------------------------
+
+    async def _stats_stream(self) -> None:
+        """The throughput-history stream, provisioned on first use."""
+        if not self._stats_ready:
+            await self._jetstream.ensure_stream(stats_stream(self._jetstream.replicas))
+            self._stats_ready = True
+
+    async def publish_sample(self, worker_id: str, data: bytes) -> None:
+        """Store one throughput sample of a worker.
+
+        Its message id is its content's digest, so a sample sent again after an unconfirmed
+        publish is stored once (within the stream's two-minute duplicate window). When no
+        stream takes it (deleted since it was provisioned), it is provisioned again, once.
+        """
+        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        message = OutgoingMessage(
+            stats_subject(worker_key(worker_id)), data, {"Nats-Msg-Id": digest}
+        )
+        await self._stats_stream()
+        try:
+            await self._jetstream.publish_one(message)
+        except PublishError as exc:
+            if exc.code is not None:
+                raise
+            self._stats_ready = False
+            await self._stats_stream()
+            await self._jetstream.publish_one(message)
+
+    async def read_samples(self, since: datetime) -> list[bytes]:
+        """Every worker's throughput samples stored at ``since`` or later (server clock); none
+        when the stream was deleted since it was provisioned (it is provisioned again)."""
+        try:
+            await self._stats_stream()
+            try:
+                found = await self._jetstream.read_since(STATS_STREAM, stats_subject(">"), since)
+            except nats.js.errors.NotFoundError:
+                self._stats_ready = False
+                await self._stats_stream()
+                return []
+        except (nats.errors.Error, nats.js.errors.Error) as exc:
+            raise _admin_error("cannot read throughput history", exc) from exc
+        return [msg.data for msg in found]
 
     # -- queues -----------------------------------------------------------------------------
 

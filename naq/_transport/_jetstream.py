@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -20,6 +21,7 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from .._errors import NaqConnectionError
+from .._time import as_utc
 from ._codes import MESSAGE_GONE, STREAM_EXISTS, WRONG_LAST_SEQUENCE
 from ._direct_get import multi_last_requests
 from ._names import direct_get_subject
@@ -232,18 +234,29 @@ class JetStream:
             await sub.unsubscribe()
 
     async def latest_per_subject(self, stream: str, subject: str) -> list[Msg]:
-        """The last message of every subject matching ``subject``, in stream order.
+        """The last message of every subject matching ``subject``, in stream order."""
+        return await self._read_all(
+            stream, subject, api.ConsumerConfig(deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT)
+        )
+
+    async def read_since(self, stream: str, subject: str, since: datetime) -> list[Msg]:
+        """Every message on ``subject`` (wildcards allowed) stored at ``since`` or later, by
+        the server's clock, in stream order."""
+        config = api.ConsumerConfig(
+            deliver_policy=api.DeliverPolicy.BY_START_TIME, opt_start_time=as_utc(since)
+        )
+        return await self._read_all(stream, subject, config)
+
+    async def _read_all(self, stream: str, subject: str, start: api.ConsumerConfig) -> list[Msg]:
+        """Every message a consumer with ``start``'s deliver policy delivers, in stream order.
 
         Read by a pull consumer: it delivers nothing before it is asked, so the count it
         reports when made is exact, and the read ends when the last message delivered says
         none are left. (nats-py's KV watcher asks a push consumer how many are left while
         they may already be on the way, and can report an empty bucket.)
         """
-        config = api.ConsumerConfig(
-            deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT,
-            ack_policy=api.AckPolicy.NONE,
-            inactive_threshold=60.0,
-            mem_storage=True,
+        config = start.evolve(
+            ack_policy=api.AckPolicy.NONE, inactive_threshold=60.0, mem_storage=True
         )
         sub = await self.js.pull_subscribe(subject, stream=stream, config=config)
         consumer = None

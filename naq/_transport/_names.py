@@ -16,6 +16,7 @@ __all__ = [
     "SCHEDULES_BUCKET",
     "SCHEDULES_BUCKET_STREAM",
     "SCHEDULE_PREFIX",
+    "STATS_STREAM",
     "STORED_RECORDS",
     "WORKERS_BUCKET",
     "WORKERS_BUCKET_STREAM",
@@ -39,6 +40,7 @@ __all__ = [
     "record_subject",
     "schedule_definition_subject",
     "schedule_subject",
+    "stats_subject",
     "stored_record_subject",
     "stream_purge_subject",
     "worker_subject",
@@ -62,6 +64,9 @@ SCHEDULE_PREFIX = "naq.sched."
 """Server schedules: one message per schedule on ``naq.sched.<id>`` in the jobs stream."""
 DEAD_STREAM = "NAQ_DEAD"
 """Dead letters: ``naq.dead.<queue>.<job id>``, the original message plus ``Naq-Reason``."""
+STATS_STREAM = "NAQ_STATS"
+"""Throughput history: ``naq.stats.<worker key>``, one small sample per busy worker per
+interval (``_history``), kept a day."""
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _JOB_ID = re.compile(r"^[A-Za-z0-9_=-]{1,128}$")
@@ -174,6 +179,12 @@ def schedule_definition_subject(schedule_id: str) -> str:
 def worker_subject(key: str) -> str:
     """A worker's heartbeat in the workers bucket (``*`` or ``>``: every worker)."""
     return f"$KV.{WORKERS_BUCKET}.{key}"
+
+
+def stats_subject(key: str) -> str:
+    """A worker's throughput samples (``>``: every worker's); ``key`` as ``worker_key`` makes
+    it from the worker id (which may hold dots, so ``*`` would miss some)."""
+    return f"naq.stats.{key}"
 
 
 def direct_get_subject(stream: str) -> str:

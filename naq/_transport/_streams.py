@@ -13,14 +13,18 @@ from ._names import (
     JOBS_BUCKET,
     JOBS_STREAM,
     SCHEDULES_BUCKET,
+    STATS_STREAM,
     STORED_RECORDS,
     WORKERS_BUCKET,
     dead_subject,
     jobs_stream_subjects,
     schedule_subject,
+    stats_subject,
 )
 
 __all__ = [
+    "STATS_MAX_AGE",
+    "STATS_MAX_BYTES",
     "WORKER_MARKER_TTL",
     "dead_stream",
     "deps_bucket",
@@ -28,11 +32,16 @@ __all__ = [
     "jobs_stream",
     "scheduled_jobs_stream",
     "schedules_bucket",
+    "stats_stream",
     "workers_bucket",
 ]
 
 WORKER_MARKER_TTL = 60
 """Seconds a worker's delete marker stays, so watchers see the exit, then the key is gone."""
+STATS_MAX_AGE = 24 * 3600.0
+"""Seconds throughput samples are kept: a day, far more than the dashboard's hour."""
+STATS_MAX_BYTES = 256 * 1024 * 1024
+"""Bytes the throughput samples may take at most; the oldest go first."""
 
 
 def jobs_stream(replicas: int) -> api.StreamConfig:
@@ -64,6 +73,22 @@ def dead_stream(replicas: int) -> api.StreamConfig:
         allow_direct=True,
         retention=api.RetentionPolicy.LIMITS,
         storage=api.StorageType.FILE,
+        num_replicas=replicas,
+    )
+
+
+def stats_stream(replicas: int) -> api.StreamConfig:
+    """Throughput samples: kept a day within a size bound (the oldest are dropped), and
+    deduplicated for two minutes (a retried sample is counted once)."""
+    return api.StreamConfig(
+        name=STATS_STREAM,
+        subjects=[stats_subject(">")],
+        retention=api.RetentionPolicy.LIMITS,
+        storage=api.StorageType.FILE,
+        max_age=STATS_MAX_AGE,
+        max_bytes=STATS_MAX_BYTES,
+        discard=api.DiscardPolicy.OLD,
+        duplicate_window=120.0,
         num_replicas=replicas,
     )
 

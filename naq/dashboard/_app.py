@@ -8,8 +8,10 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import anyio
+import attrs
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -24,33 +26,37 @@ from .._admin import Admin
 from .._client import Client
 from .._errors import ConfigurationError, JobNotFound, NaqError, ScheduleNotFound
 from .._metrics import cluster_metrics
+from .._record import JobStatus
 from .._settings import ConnectOptions
 from .._views import (
     dead_letter_view,
-    job_summary_view,
+    history_view,
     job_view,
     queue_view,
     schedule_view,
     worker_view,
 )
-from ._recent import RecentJobs
+from ._jobs import JobIndex
 from ._security import BasicAuth, csrf_problem
 
 __all__ = ["create_app"]
 
 _HERE = Path(__file__).parent
 _DEAD_LETTERS_ON_OVERVIEW = 20
+_RECENT_ON_OVERVIEW = 20
+_MAX_HISTORY_MINUTES = 24 * 60  # what the stats stream keeps
+_STATUSES = tuple(status.value for status in JobStatus)
 _PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
 class _State:
-    """What the routes share: the client (set at startup), recent jobs, the CSRF token."""
+    """What the routes share: the client (set at startup), the job index, the CSRF token."""
 
     def __init__(self) -> None:
         self.client: Client | None = None
-        self.recent = RecentJobs()
+        self.jobs = JobIndex()
         self.csrf_token = secrets.token_urlsafe(32)
 
     @property
@@ -86,7 +92,7 @@ def create_app(
                 )
                 state.client = await stack.enter_async_context(client)
             tg = await stack.enter_async_context(anyio.create_task_group())
-            await tg.start(state.recent.follow, state.client)
+            await tg.start(state.jobs.follow, state.client)
             try:
                 yield
             finally:
@@ -117,10 +123,16 @@ def create_app(
         return redirect
 
     async def search(request: Request) -> Response:
-        job_id = request.query_params.get("id", "").strip()
-        if not job_id:
+        """A job id goes to its page; anything else lists the jobs whose function has it."""
+        params = request.query_params
+        text = (params.get("q") or params.get("id") or "").strip()
+        if not text:
             return RedirectResponse("/", status_code=303)
-        return RedirectResponse(request.url_for("job_page", arg=job_id), status_code=303)
+        try:
+            await state.connected.fetch_job(text)
+        except NaqError:  # not a job id (JobNotFound, or not even shaped like one)
+            return RedirectResponse(f"/jobs?{urlencode({'function': text})}", status_code=303)
+        return RedirectResponse(request.url_for("job_page", arg=text), status_code=303)
 
     # -- JSON API ---------------------------------------------------------------------
 
@@ -138,7 +150,7 @@ def create_app(
                     :_DEAD_LETTERS_ON_OVERVIEW
                 ],
                 "dead_letter_count": len(letters),
-                "recent": [job_summary_view(r) for r in state.recent.list()],
+                "recent": state.jobs.page(per_page=_RECENT_ON_OVERVIEW).jobs,
             }
         )
 
@@ -160,12 +172,40 @@ def create_app(
         )
         letters = await client.dead_letters(queue=name)
         return JSONResponse(
-            {
-                "queue": info,
-                "dead_letters": [dead_letter_view(d) for d in reversed(letters)],
-                "recent": [job_summary_view(r) for r in state.recent.list(queue=name)],
-            }
+            {"queue": info, "dead_letters": [dead_letter_view(d) for d in reversed(letters)]}
         )
+
+    async def api_jobs(request: Request) -> Response:
+        """A page of stored jobs: ?queue=&status=&function=&page= (all optional)."""
+        params = request.query_params
+        status = params.get("status") or None
+        if status is not None and status not in _STATUSES:
+            raise HTTPException(400, f"unknown status {status!r}: one of {', '.join(_STATUSES)}")
+        try:
+            number = int(params.get("page") or 1)
+        except ValueError:
+            raise HTTPException(400, "page must be a whole number") from None
+        found = state.jobs.page(
+            queue=params.get("queue") or None,
+            status=status,
+            function=params.get("function") or None,
+            page=number,
+        )
+        return JSONResponse(attrs.asdict(found))
+
+    async def api_history(request: Request) -> Response:
+        """Jobs finished and failed per minute: ?queue= (else all), ?minutes= (1-1440)."""
+        params = request.query_params
+        try:
+            minutes = int(params.get("minutes") or 60)
+        except ValueError:
+            raise HTTPException(400, "minutes must be a whole number") from None
+        if not 1 <= minutes <= _MAX_HISTORY_MINUTES:
+            raise HTTPException(400, f"minutes must be 1 to {_MAX_HISTORY_MINUTES}")
+        buckets = await Admin(state.connected).throughput_history(
+            minutes, queue=params.get("queue") or None
+        )
+        return JSONResponse([history_view(b) for b in buckets])
 
     async def api_workers(request: Request) -> Response:
         workers = await Admin(state.connected).workers()
@@ -252,6 +292,7 @@ def create_app(
     routes = [
         Route("/", page("overview", "Overview"), name="overview_page"),
         Route("/queues/{arg}", page("queue", "Queue"), name="queue_page"),
+        Route("/jobs", page("jobs", "Jobs"), name="jobs_page"),
         Route("/jobs/{arg}", page("job", "Job"), name="job_page"),
         Route("/workers", page("workers", "Workers"), name="workers_page"),
         Route("/schedules", page("schedules", "Schedules"), name="schedules_page"),
@@ -263,6 +304,8 @@ def create_app(
         Route("/api/queues", api_queues),
         Route("/api/queues/{name}", api_queue),
         Route("/api/workers", api_workers),
+        Route("/api/jobs", api_jobs),
+        Route("/api/history", api_history),
         Route("/api/jobs/{job_id}", api_job),
         Route("/api/jobs/{job_id}/cancel", action(cancel_job, "job_id"), methods=["POST"]),
         *(

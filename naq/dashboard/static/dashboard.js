@@ -83,14 +83,14 @@
         h("td", {}, badge(w.state)), h("td", {}, when(w.last_heartbeat)))),
       "No live workers.");
   }
-  function jobsTable(jobs) {
+  function jobsTable(jobs, emptyText) {
     return table(["Job", "Queue", "Function", "Status", "Attempts#", "Progress", "Enqueued"],
       jobs.map((j) => h("tr", { "data-job": j.id, "data-status": j.status },
         h("td", {}, jobLink(j.id)), h("td", {}, queueLink(j.queue)), h("td", {}, h("code", {}, j.function)),
         h("td", {}, badge(j.status)), num(j.attempts),
         h("td", {}, j.progress === null ? "" : h("progress", { max: 1, value: j.progress })),
         h("td", {}, when(j.enqueued_at)))),
-      "No job seen since the dashboard started.");
+      emptyText || "No jobs yet.");
   }
   function deadLettersTable(letters) {
     return table(["Job", "Queue", "Function", "Reason", "Attempts#", "When", ""],
@@ -141,39 +141,125 @@
     return parts;
   }
 
-  // -- views -----------------------------------------------------------------------
+  // -- history chart and job lists ------------------------------------------------------
+  const SVG = "http://www.w3.org/2000/svg";
+  function svg(tag, attrs, ...children) {
+    const el = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
+    for (const c of children) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    return el;
+  }
+  // Runs ended per minute, stacked: finished (green) under failed (red); the last hour.
+  function historyChart(buckets) {
+    const W = 1000, H = 170, PAD = 28, n = Math.max(buckets.length, 1), bw = (W - PAD) / n;
+    const top = Math.max(1, ...buckets.map((b) => b.finished + b.failed));
+    const y = (v) => ((H - 20) * v) / top;
+    const finished = buckets.reduce((a, b) => a + b.finished, 0);
+    const failed = buckets.reduce((a, b) => a + b.failed, 0);
+    const bars = buckets.map((b, i) => {
+      const x = PAD + i * bw, hf = y(b.finished), hx = y(b.failed);
+      const label = new Date(b.start).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) +
+        ": " + b.finished + " finished, " + b.failed + " failed";
+      return svg("g", { class: "bar" }, svg("title", {}, label),
+        svg("rect", { class: "finished", x: x, y: H - 20 - hf, width: Math.max(bw - 1, 1), height: hf }),
+        svg("rect", { class: "failed", x: x, y: H - 20 - hf - hx, width: Math.max(bw - 1, 1), height: hx }));
+    });
+    const chart = svg("svg", { id: "chart", viewBox: "0 0 " + W + " " + H, role: "img",
+      "data-finished": finished, "data-failed": failed,
+      "aria-label": "Runs per minute, last " + buckets.length + " minutes: " + finished + " finished, " + failed + " failed" },
+      svg("line", { class: "axis", x1: PAD, y1: H - 20, x2: W, y2: H - 20 }),
+      svg("text", { x: 0, y: 12 }, top), svg("text", { x: 0, y: H - 22 }, 0),
+      svg("text", { x: PAD, y: H - 4 }, "−" + buckets.length + " min"),
+      svg("text", { x: W, y: H - 4, "text-anchor": "end" }, "now"), ...bars);
+    return h("figure", { class: "chart" }, chart,
+      h("figcaption", {}, "Runs per minute: ", h("span", { class: "key finished" }, finished + " finished"), ", ",
+        h("span", { class: "key failed" }, failed + " failed"), " in the last hour"));
+  }
+  const STATES = ["queued", "scheduled", "deferred", "started", "finished", "failed", "canceled"];
+  // The filters of a job list live in the page's query string, so a list can be linked to.
+  const params = new URLSearchParams(location.search);
+  function withParams(changes) {
+    const p = new URLSearchParams(location.search);
+    for (const [k, v] of Object.entries(changes)) { if (v) p.set(k, v); else p.delete(k); }
+    if (!("page" in changes)) p.delete("page");
+    const q = p.toString();
+    return location.pathname + (q ? "?" + q : "");
+  }
+  function jobsQuery(queue) {
+    const p = new URLSearchParams();
+    if (queue) p.set("queue", queue);
+    for (const k of ["status", "function", "page"]) if (params.get(k)) p.set(k, params.get(k));
+    return "/api/jobs?" + p.toString();
+  }
+  function jobList(d) {
+    const current = params.get("status") || "";
+    const all = Object.values(d.counts).reduce((a, b) => a + b, 0);
+    const tab = (state, count) => h("a", { href: withParams({ status: state }), "data-state": state || "all",
+      class: state === current ? "tab active" : "tab" }, (state || "all") + " (" + count + ")");
+    const filter = h("form", { class: "filter", method: "get", action: location.pathname },
+      current ? h("input", { type: "hidden", name: "status", value: current }) : null,
+      h("input", { name: "function", placeholder: "Function contains", "aria-label": "Function contains",
+        value: params.get("function") || "" }), h("button", { type: "submit" }, "Filter"));
+    const pager = d.pages > 1 ? h("p", { class: "pager" },
+      d.page > 1 ? h("a", { href: withParams({ page: String(d.page - 1) }), rel: "prev" }, "← newer") : null,
+      " page " + d.page + " of " + d.pages + " ",
+      d.page < d.pages ? h("a", { href: withParams({ page: String(d.page + 1) }), rel: "next" }, "older →") : null) : null;
+    return h("div", { id: "jobs" }, h("nav", { class: "tabs" }, tab("", all), STATES.map((s) => tab(s, d.counts[s] || 0))),
+      filter, jobsTable(d.jobs, "No jobs " + (current ? current : "stored") + (params.get("function") ? " matching that function." : ".")),
+      pager, h("p", { class: "muted" }, d.total + " job" + (d.total === 1 ? "" : "s")));
+  }
+
+  // -- views: [API URLs, render(...their JSON)] ------------------------------------------
   const views = {
-    overview: ["/api/overview", (d) => [
+    overview: [["/api/overview", "/api/history"], (d, hist) => [
       h("div", { class: "cards" },
         h("div", { class: "card" }, h("b", { id: "total-pending" }, d.queues.reduce((a, q) => a + q.pending, 0)), "pending"),
         h("div", { class: "card" }, h("b", { id: "total-running" }, d.queues.reduce((a, q) => a + q.in_progress, 0)), "in progress"),
         h("div", { class: "card" }, h("b", {}, d.queues.reduce((a, q) => a + q.throughput, 0).toFixed(2)), "jobs/s (1 min)"),
         h("div", { class: "card" }, h("b", {}, d.workers.length), "workers"),
         h("div", { class: "card" }, h("b", { id: "dead-letter-count" }, d.dead_letter_count), "dead letters")),
+      historyChart(hist),
       h("h2", {}, "Queues"), queuesTable(d.queues),
       h("h2", {}, "Recent jobs"), h("div", { id: "recent" }, jobsTable(d.recent)),
       h("h2", {}, "Recent dead letters"), h("div", { id: "dead-letters" }, deadLettersTable(d.dead_letters)),
       h("h2", {}, "Workers"), workersTable(d.workers)]],
-    queue: ["/api/queues/" + enc(arg), (d) => [queuesTable([d.queue]),
-      h("h2", {}, "Recent jobs"), jobsTable(d.recent), h("h2", {}, "Dead letters"), deadLettersTable(d.dead_letters)]],
-    job: ["/api/jobs/" + enc(arg), jobDetail],
-    workers: ["/api/workers", workersTable],
-    schedules: ["/api/schedules", schedulesTable],
-    "dead-letters": ["/api/dead-letters", deadLettersTable],
+    queue: [["/api/queues/" + enc(arg), jobsQuery(arg), "/api/history?queue=" + enc(arg)], (d, jobs, hist) => [
+      queuesTable([d.queue]), historyChart(hist), h("h2", {}, "Jobs"), jobList(jobs),
+      h("h2", {}, "Dead letters"), deadLettersTable(d.dead_letters)]],
+    jobs: [[jobsQuery(params.get("queue"))], jobList],
+    job: [["/api/jobs/" + enc(arg)], jobDetail],
+    workers: [["/api/workers"], workersTable],
+    schedules: [["/api/schedules"], schedulesTable],
+    "dead-letters": [["/api/dead-letters"], deadLettersTable],
   };
+  // History changes once per sample (workers write every 10 s): fetched at most that often.
+  const SLOW = { "/api/history": 10000 };
+  const fetched = {};
+  async function load(url) {
+    const slow = SLOW[url.split("?")[0]];
+    const last = fetched[url];
+    if (slow && last && Date.now() - last.at < slow) return last.data;
+    const r = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+    const data = await r.json();
+    if (!r.ok) throw new Error(data.error || r.statusText);
+    fetched[url] = { at: Date.now(), data: data };
+    return data;
+  }
 
   let timer = null;
   async function refresh() {
     clearTimeout(timer);
-    const [url, render] = views[view];
+    const [urls, render] = views[view];
+    let url = urls[0];
     try {
-      const r = await fetch(url, { credentials: "same-origin", cache: "no-store" });
-      const data = await r.json();
-      if (!r.ok) throw new Error(data.error || r.statusText);
+      const data = [];
+      for (url of urls) data.push(await load(url));
       const text = JSON.stringify(data);
-      if (text !== lastJson) {  // re-render only on change: no flicker, no lost clicks
+      const active = document.activeElement;
+      const typing = active && active.tagName === "INPUT" && content.contains(active);
+      if (text !== lastJson && !typing) {  // re-render only on change: no flicker, no lost clicks
         lastJson = text;
-        content.replaceChildren(...[render(data)].flat());
+        content.replaceChildren(...[render(...data)].flat());
       }
       if (!statusLine.className.includes("error") || statusLine.dataset.poll) {
         statusLine.textContent = "Updated " + new Date().toLocaleTimeString();

@@ -1,0 +1,74 @@
+"""Every job naq still stores, read in one pass: for listing jobs by queue, state or function.
+
+naq keeps no index of jobs. A job is stored in one of two places: a queued job only as its
+message in the jobs stream (its record is written when a worker starts it), every later
+state as its record in the ``naq_jobs`` bucket. A listing reads both: the bucket's last
+record per job through a pull consumer, and the queued messages through batched direct gets
+(a work-queue stream takes no second consumer on the subjects the workers consume).
+"""
+
+from __future__ import annotations
+
+import json
+
+import attrs
+
+from ._jetstream import JetStream
+from ._names import JOBS_BUCKET, JOBS_BUCKET_STREAM, JOBS_STREAM, direct_get_subject
+
+__all__ = ["StoredJobs", "stored_jobs"]
+
+_PAGE = 1000
+"""Queued messages asked for in one direct get."""
+
+
+@attrs.frozen
+class StoredJobs:
+    """Raw job data: ``records`` from the bucket (oldest write first) and ``queued`` job
+    messages (oldest first, at most the limit asked for); ``more_queued`` when some were left."""
+
+    records: list[bytes]
+    queued: list[bytes]
+    more_queued: bool
+
+
+async def stored_jobs(jetstream: JetStream, queue: str | None, queued_limit: int) -> StoredJobs:
+    """The records of ``queue`` (or all queues) and up to ``queued_limit`` queued messages."""
+    token = queue or "*"
+    msgs = await jetstream.latest_per_subject(JOBS_BUCKET_STREAM, f"$KV.{JOBS_BUCKET}.{token}.*")
+    records = [msg.data for msg in msgs if msg.data]  # empty: a delete or purge marker
+    queued, more = await _queued_messages(jetstream, f"naq.jobs.{token}.*", queued_limit)
+    return StoredJobs(records, queued, more)
+
+
+async def _queued_messages(
+    jetstream: JetStream, subject: str, limit: int
+) -> tuple[list[bytes], bool]:
+    """Job messages on ``subject`` from the start of the stream, a page of direct gets at a
+    time; whether more were left when ``limit`` was reached."""
+    nc = jetstream.nc
+    found: list[bytes] = []
+    start = 1
+    while len(found) < limit:
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox)
+        try:
+            want = min(_PAGE, limit - len(found))
+            request = {"seq": start, "next_by_subj": subject, "batch": want}
+            await nc.publish(
+                direct_get_subject(JOBS_STREAM), json.dumps(request).encode(), reply=inbox
+            )
+            left = 0
+            while True:
+                msg = await sub.next_msg(timeout=10)
+                headers = msg.headers or {}
+                if headers.get("Status"):
+                    break  # 204 end of batch, or 404 nothing (more) matched
+                found.append(msg.data)
+                start = int(headers["Nats-Sequence"]) + 1
+                left = int(headers.get("Nats-Num-Pending", 0))
+        finally:
+            await sub.unsubscribe()
+        if not left:
+            return found, False
+    return found, True
