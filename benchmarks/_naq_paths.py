@@ -105,15 +105,18 @@ async def drain_queue(
     job_ids: list[str],
     concurrency: int,
     metrics: naq.WorkerMetrics | None = None,
+    history_interval: float | None = None,
 ) -> float:
     """Jobs per second for one Worker to run a filled queue's jobs and store their results.
 
     The clock starts once the worker is connected and consuming and stops when the queue's
     consumer has every message acked, which naq does only after the job's outcome is stored.
     A sample of the results is then read back through naq, untimed. ``metrics``: the
-    worker counts its jobs for Prometheus (``benchmarks.metrics``).
+    worker counts its jobs for Prometheus; ``history_interval``: how often it stores its
+    throughput history (default: every 10 s; both for ``benchmarks.metrics``).
     """
-    worker = naq.Worker([queue], url=url, concurrency=concurrency, metrics=metrics)
+    history = {} if history_interval is None else {"history_interval": history_interval}
+    worker = naq.Worker([queue], url=url, concurrency=concurrency, metrics=metrics, **history)
     abandon = threading.Event()
     async with anyio.create_task_group() as tg:
         await tg.start(worker.run)

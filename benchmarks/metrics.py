@@ -1,5 +1,8 @@
-"""The worker's cost with Prometheus metrics on: the c=100 ``async def`` noop drain, with and
-without ``Worker(metrics=naq.WorkerMetrics())``, runs interleaved.
+"""What observability costs the worker: the c=100 ``async def`` noop drain with no history
+sample during the run, as it ships (throughput history every 10 s), with Prometheus metrics
+on (``Worker(metrics=naq.WorkerMetrics())``), and with the history stored 100 times as often
+(``history_interval=0.1``: an upper bound, since a drain of a few seconds sees at most one
+10 s sample), runs interleaved.
 
     python -m benchmarks.metrics                   # 10,000 jobs, 3 runs of each
     python -m benchmarks.metrics --quick           # 3,000 jobs, one run of each
@@ -15,6 +18,7 @@ import argparse
 import os
 import statistics
 import sys
+from typing import Any
 
 import anyio
 from prometheus_client import generate_latest
@@ -38,38 +42,56 @@ def _finished(metrics: naq.WorkerMetrics) -> float:
     )
 
 
-async def _run(url: str, jobs: int, with_metrics: bool) -> float:
+VARIANTS = {
+    "no history": {"history_interval": 1e9},  # only the sample at stop, after the clock
+    "as shipped (history every 10 s)": {},
+    "metrics on": {"metrics": True},
+    "history every 0.1 s": {"history_interval": 0.1},
+}
+
+
+async def _run(url: str, jobs: int, variant: dict[str, Any]) -> float:
     queue, ids = await fill_queue(url, jobs)
-    metrics = naq.WorkerMetrics() if with_metrics else None
-    rate = await drain_queue(url, queue, ids, CONCURRENCY, metrics=metrics)
+    metrics = naq.WorkerMetrics() if variant.get("metrics") else None
+    rate = await drain_queue(
+        url,
+        queue,
+        ids,
+        CONCURRENCY,
+        metrics=metrics,
+        history_interval=variant.get("history_interval"),
+    )
     if metrics is not None and _finished(metrics) != jobs:
         raise RuntimeError(f"the metrics counted {_finished(metrics)} of {jobs} jobs")
     return rate
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="The worker with Prometheus metrics on/off.")
+    parser = argparse.ArgumentParser(description="The worker's cost of metrics and history.")
     parser.add_argument("--quick", action="store_true", help="3,000 jobs, one run")
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args()
     jobs = args.jobs or (3_000 if args.quick else 10_000)
     repeats = args.repeats or (1 if args.quick else 3)
-    rates: dict[bool, list[float]] = {False: [], True: []}
+    rates: dict[str, list[float]] = {name: [] for name in VARIANTS}
     with EmbeddedServer() as server:
         for _ in range(repeats):
-            for on in (False, True):
-                rate = anyio.run(_run, server.url, jobs, on)
-                rates[on].append(rate)
-                label = "on" if on else "off"
-                print(f"  metrics {label}: {rate:,.0f} jobs/s", file=sys.stderr, flush=True)
-    off, on = statistics.median(rates[False]), statistics.median(rates[True])
-    ratios = [b / a for a, b in zip(rates[False], rates[True], strict=True)]
+            for name, variant in VARIANTS.items():
+                rate = anyio.run(_run, server.url, jobs, variant)
+                rates[name].append(rate)
+                print(f"  {name}: {rate:,.0f} jobs/s", file=sys.stderr, flush=True)
+    base = rates["no history"]
     print(f"{os.cpu_count()} CPU(s), {jobs:,} noop async def jobs, c={CONCURRENCY}, asyncio,")
-    print(f"median of {repeats} run(s), runs interleaved")
-    print("| metrics off, jobs/s | metrics on, jobs/s | ratio (range) |")
-    print("| ---: | ---: | ---: |")
-    print(f"| {off:,.0f} | {on:,.0f} | {on / off:.3f} ({min(ratios):.3f}-{max(ratios):.3f}) |")
+    print(f"median of {repeats} run(s), runs interleaved; ratio to 'no history' in the same round")
+    print("| worker | jobs/s | ratio (range) |")
+    print("| --- | ---: | ---: |")
+    for name, measured in rates.items():
+        ratios = [b / a for a, b in zip(base, measured, strict=True)]
+        print(
+            f"| {name} | {statistics.median(measured):,.0f} | "
+            f"{statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f}) |"
+        )
 
 
 if __name__ == "__main__":

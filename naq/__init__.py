@@ -35,6 +35,7 @@ from ._schedules import Schedule, Scheduler, ScheduleStatus
 from ._serializers import JsonSerializer, PickleSerializer, Serializer
 from ._settings import ConnectOptions
 from ._tracing import disable_tracing, enable_tracing
+from ._unique import Unique
 from ._worker import Worker
 
 __version__ = "0.1.0"
@@ -73,6 +74,7 @@ __all__ = [
     "SerializationError",
     "Serializer",
     "StatusChange",
+    "Unique",
     "Worker",
     "WorkerHooks",
     "WorkerInfo",

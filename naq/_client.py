@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any, Generic, ParamSpec, Self, TypeAlias, overload
 
 import attrs
+from loguru import logger
 from typing_extensions import TypeVar
 
 from . import _tracing
@@ -20,7 +21,7 @@ from ._dead_letters import (
     list_dead_letters,
     requeue_dead_letter,
 )
-from ._errors import ConfigurationError, EnqueueError, NaqConnectionError
+from ._errors import ConfigurationError, EnqueueError, NaqConnectionError, ScheduleNotFound
 from ._events import EventStream
 from ._ids import new_job_id
 from ._job import Job, R_co
@@ -33,6 +34,7 @@ from ._settings import DEFAULT_TIMEOUT, ConnectOptions, resolve_connect_options
 from ._time import as_utc, utcnow
 from ._transport import OutgoingJob, check_job_id, check_queue_name, check_schedule_id
 from ._twin import Twin, unwrap
+from ._unique import Unique, admit, default_unique_key, give_back, unique_option
 
 __all__ = ["Call", "Client", "ClientRef", "Dependencies", "JobFunction", "Queue", "call"]
 
@@ -183,6 +185,8 @@ class Client:
         depends_on: Dependencies = None,
         allow_dependency_failures: bool = False,
         meta: Mapping[str, Any] | None = None,
+        unique: Unique | str | None = None,
+        unique_key: str | None = None,
         **kwargs: Any,
     ) -> Job[R]:
         """Enqueue ``func(*args, **kwargs)``; ``func`` is a callable or ``"pkg.mod:func"``.
@@ -209,6 +213,8 @@ class Client:
             depends_on=depends_on,
             allow_dependency_failures=allow_dependency_failures,
             meta=meta,
+            unique=unique,
+            unique_key=unique_key,
         )
 
     @runs_in_caller
@@ -228,6 +234,8 @@ class Client:
         depends_on: Dependencies = None,
         allow_dependency_failures: bool = False,
         meta: Mapping[str, Any] | None = None,
+        unique: Unique | str | None = None,
+        unique_key: str | None = None,
     ) -> Job[R]:
         """Like :meth:`enqueue`, with args and kwargs passed explicitly (no name clashes).
 
@@ -249,6 +257,8 @@ class Client:
             depends_on=depends_on,
             allow_dependency_failures=allow_dependency_failures,
             meta=meta,
+            unique=unique,
+            unique_key=unique_key,
         )
         record = self._new_record(func, args, kwargs or {}, job_id, options)
         connection = self._connection
@@ -256,11 +266,58 @@ class Client:
             existing = await connection.call(connection.transport.get_record, record.id)
             if existing is not None:  # idempotent: this job was enqueued before
                 return Job(connection, record.id, decode_record(existing))
+        if options.unique is None:
+            return await self._store_new(record, job_id is not None)
+        return await self._store_unique(record, job_id is not None, options.unique)
+
+    async def _store_unique(self, record: JobRecord, explicit_id: bool, unique: Unique) -> Job[R]:
+        """Store a unique job once it holds its lock; else hand back the job that holds it."""
+        connection = self._connection
+        if unique.mode == "debounce" and record.depends_on:
+            raise ConfigurationError("a debounced job cannot have depends_on")
+        admitted = await admit(connection, record, unique)
+        if isinstance(admitted, str):
+            return Job(connection, admitted)
+        try:
+            if unique.mode == "debounce":
+                assert unique.period is not None
+                job: Job[R] = await self._store_delayed(record, unique.period)
+            else:
+                job = await self._store_new(record, explicit_id)
+        except Exception:
+            await give_back(connection, admitted)
+            raise
+        if unique.mode == "debounce" and admitted.replaced is not None:
+            await self._cancel_debounced(admitted.replaced)
+        return job
+
+    async def _store_delayed(self, record: JobRecord, delay: float) -> Job[R]:
+        trigger = make_trigger(at=utcnow() + timedelta(seconds=delay))
+        await self._scheduling.create(record, trigger, repeat=None, one_off=True, catch_up=True)
+        return Job(self._connection, record.id, attrs.evolve(record, status=JobStatus.SCHEDULED))
+
+    async def _cancel_debounced(self, job_id: str) -> None:
+        """Cancel the job a debounced enqueue replaced, if it still waits for its time."""
+        try:
+            await self._scheduling.cancel(job_id)
+        except ScheduleNotFound:
+            logger.warning(
+                "debounce: the job it replaced, {}, was being enqueued at the same time and "
+                "could not be canceled: both run",
+                job_id,
+            )
+
+    async def _store_new(self, record: JobRecord, explicit_id: bool) -> Job[R]:
+        """Publish a new job, or store it deferred when it waits for dependencies."""
+        connection = self._connection
         if record.depends_on:
+            tracing = _tracing.tracing()
+            if tracing is not None:
+                record.trace = tracing.deferring(record.queue, record.id, record.func_name)
             if not await defer(connection, record):
                 return await self.fetch_job(record.id)
             return Job(connection, record.id, record)
-        outgoing = _outgoing(record, job_id is not None)
+        outgoing = _outgoing(record, explicit_id)
         tracing = _tracing.tracing()
         if tracing is None:
             await connection.call(connection.transport.enqueue, outgoing)
@@ -526,6 +583,10 @@ class Client:
             allow_dependency_failures=options.allow_dependency_failures,
             meta=options.meta,
             history=(StatusChange(status, now),),
+            unique=None if options.unique is None else str(options.unique),
+            unique_key=None
+            if options.unique is None
+            else options.unique_key or default_unique_key(func_name, payload),
         )
 
 
@@ -555,6 +616,8 @@ class _Options:
     depends_on: tuple[str, ...]
     allow_dependency_failures: bool
     meta: dict[str, Any]
+    unique: Unique | None
+    unique_key: str | None
 
     @classmethod
     def build(
@@ -569,6 +632,8 @@ class _Options:
         depends_on: Dependencies = None,
         allow_dependency_failures: bool = False,
         meta: Mapping[str, Any] | None = None,
+        unique: Unique | str | None = None,
+        unique_key: str | None = None,
     ) -> _Options:
         """Check and convert the options a caller gave; the ones not given are defaults."""
         return cls(
@@ -581,7 +646,19 @@ class _Options:
             depends_on=_dependency_ids(depends_on),
             allow_dependency_failures=bool(allow_dependency_failures),
             meta=get_serializer("json").encode_value(dict(meta)) if meta else {},
+            unique=unique_option(unique),
+            unique_key=_unique_key(unique, unique_key),
         )
+
+
+def _unique_key(unique: object, key: str | None) -> str | None:
+    if key is None:
+        return None
+    if unique is None:
+        raise ConfigurationError("unique_key goes with unique=")
+    if not isinstance(key, str) or not key:
+        raise ConfigurationError(f"unique_key must be a non-empty string, got {key!r}")
+    return key
 
 
 def _dependency_ids(depends_on: Dependencies) -> tuple[str, ...]:

@@ -148,7 +148,10 @@ async def _try_release(connection: Connection, dependent_id: str) -> None:
         return
     queued = encode_record(dependent.moved_to(JobStatus.QUEUED, now))
     await connection.call(
-        transport.enqueue, OutgoingJob(dependent.queue, dependent.id, queued, dedupe=True)
+        transport.enqueue,
+        OutgoingJob(
+            dependent.queue, dependent.id, queued, dedupe=True, headers=dependent.trace or None
+        ),
     )
     await connection.call(
         transport.write_record, dependent.queue, dependent.id, queued, "queued", None,

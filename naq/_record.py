@@ -113,6 +113,14 @@ class JobRecord:
     allow_dependency_failures: bool = False
     progress: float | None = None
     history: tuple[StatusChange, ...] = ()
+    trace: dict[str, str] = attrs.Factory(dict)
+    """The enqueue's trace context (W3C headers) of a job that waits for dependencies: its
+    job message is published later, by whoever releases it, and carries it then."""
+    unique: str | None = None
+    """How the job was kept unique (``queued``, ``active``, ``throttle 60s``, ``debounce
+    5s``), or None."""
+    unique_key: str | None = None
+    """The key it was kept unique by (given, or its function and arguments)."""
 
     def __repr__(self) -> str:
         """One short line: the payload and result may be large."""
@@ -238,6 +246,12 @@ def encode_record(record: JobRecord) -> bytes:
         data["history"] = [
             {"status": s.status, "at": known.get(id(s.at)) or _iso(s.at)} for s in record.history
         ]
+    if record.trace:
+        data["trace"] = record.trace
+    if record.unique is not None:
+        data["unique"] = record.unique
+    if record.unique_key is not None:
+        data["unique_key"] = record.unique_key
     return _dumps(data).encode()
 
 
@@ -292,6 +306,9 @@ def _record_from_dict(raw: dict[str, Any]) -> JobRecord:
     depends_on = raw.get("depends_on", ())
     if type(meta) is not dict or any(type(d) is not str for d in depends_on):
         raise TypeError("meta or depends_on")
+    trace = raw.get("trace", {})
+    if type(trace) is not dict or any(type(v) is not str for v in trace.values()):
+        raise TypeError("trace")
     error = raw.get("error")
     retry = raw.get("retry")
     allow_failures = raw.get("allow_dependency_failures", False)
@@ -336,4 +353,7 @@ def _record_from_dict(raw: dict[str, Any]) -> JobRecord:
             StatusChange(_STATUSES[step["status"]], _utc_once(step["at"], times))
             for step in raw.get("history", ())
         ),
+        trace=trace,
+        unique=_optional(str, raw.get("unique")),
+        unique_key=_optional(str, raw.get("unique_key")),
     )

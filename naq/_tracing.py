@@ -10,7 +10,10 @@ current span) and injects its context (W3C ``traceparent``, through the globally
 propagator) into the job message's headers; the worker extracts it and runs the job inside a
 CONSUMER span (``process <queue>``) whose parent is that producer span, so both are in one
 trace. A retry is the same message delivered again: each attempt is a new consumer span
-under the same producer span (``naq.attempt`` tells them apart). The consumer span is the
+under the same producer span (``naq.attempt`` tells them apart). A job that waits for
+dependencies keeps its producer span's context in its record (``JobRecord.trace``); the
+process that releases it publishes the job message with it, so its run joins the
+enqueuer's trace too, whoever released it. The consumer span is the
 current span while the job runs (async jobs, and def jobs through the context copied into
 their thread), so spans made inside the job nest under it.
 """
@@ -96,6 +99,30 @@ class Tracing:
         finally:
             for span in spans:
                 span.end()
+
+    def deferring(self, queue: str, job_id: str, function: str) -> dict[str, str]:
+        """The PRODUCER span of a job stored to wait for its dependencies, ended at once (the
+        enqueue is done: its message is published when the job is released); returns the
+        span's context as headers, which the record keeps for the job message."""
+        from opentelemetry import propagate, trace
+        from opentelemetry.trace import SpanKind
+
+        span = self.tracer.start_span(
+            f"publish {queue}",
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": SYSTEM,
+                "messaging.operation.type": "send",
+                "messaging.destination.name": queue,
+                "messaging.message.id": job_id,
+                "naq.function": function,
+                "naq.deferred": True,
+            },
+        )
+        headers: dict[str, str] = {}
+        propagate.inject(headers, context=trace.set_span_in_context(span))
+        span.end()
+        return headers
 
     @contextlib.contextmanager
     def running(

@@ -28,6 +28,7 @@ from naq import (
     ScheduleNotFound,
     ScheduleStatus,
     SerializationError,
+    Unique,
     call,
 )
 
@@ -81,6 +82,7 @@ __all__ = [
     "ScheduleNotFound",
     "ScheduleStatus",
     "SerializationError",
+    "Unique",
     "call",
     "cancel",
     "cancel_schedule",

@@ -27,6 +27,7 @@ from naq import (
     Schedule,
     ScheduleStatus,
     Serializer,
+    Unique,
     WorkerInfo,
 )
 from naq._blocking import run_blocking
@@ -223,6 +224,8 @@ class Client(BlockingTwin):
         depends_on: Dependencies = None,
         allow_dependency_failures: bool = False,
         meta: Mapping[str, Any] | None = None,
+        unique: Unique | str | None = None,
+        unique_key: str | None = None,
         **kwargs: Any,
     ) -> Job[R]:
         """Enqueue ``func(*args, **kwargs)``; ``func`` is a callable or ``"pkg.mod:func"``.
@@ -251,6 +254,8 @@ class Client(BlockingTwin):
                     depends_on=depends_on,
                     allow_dependency_failures=allow_dependency_failures,
                     meta=meta,
+                    unique=unique,
+                    unique_key=unique_key,
                 ),
                 **kwargs,
             )
@@ -272,6 +277,8 @@ class Client(BlockingTwin):
         depends_on: Dependencies = None,
         allow_dependency_failures: bool = False,
         meta: Mapping[str, Any] | None = None,
+        unique: Unique | str | None = None,
+        unique_key: str | None = None,
     ) -> Job[R]:
         """Like :meth:`enqueue`, with args and kwargs passed explicitly (no name clashes).
 
@@ -296,6 +303,8 @@ class Client(BlockingTwin):
                     depends_on=depends_on,
                     allow_dependency_failures=allow_dependency_failures,
                     meta=meta,
+                    unique=unique,
+                    unique_key=unique_key,
                 )
             )
         )
@@ -652,6 +661,8 @@ def enqueue(
     depends_on: Dependencies = None,
     allow_dependency_failures: bool = False,
     meta: Mapping[str, Any] | None = None,
+    unique: Unique | str | None = None,
+    unique_key: str | None = None,
     **kwargs: Any,
 ) -> Job[R]:
     """Enqueue ``func(*args, **kwargs)``; ``func`` is a callable or ``"pkg.mod:func"``.
@@ -679,6 +690,8 @@ def enqueue(
         depends_on=depends_on,
         allow_dependency_failures=allow_dependency_failures,
         meta=meta,
+        unique=unique,
+        unique_key=unique_key,
         **kwargs,
     )
 
@@ -698,6 +711,8 @@ def enqueue_call(
     depends_on: Dependencies = None,
     allow_dependency_failures: bool = False,
     meta: Mapping[str, Any] | None = None,
+    unique: Unique | str | None = None,
+    unique_key: str | None = None,
 ) -> Job[R]:
     """Like :meth:`enqueue`, with args and kwargs passed explicitly (no name clashes).
 
@@ -721,6 +736,8 @@ def enqueue_call(
         depends_on=depends_on,
         allow_dependency_failures=allow_dependency_failures,
         meta=meta,
+        unique=unique,
+        unique_key=unique_key,
     )
 
 

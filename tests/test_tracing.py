@@ -125,6 +125,29 @@ async def test_a_failure_is_recorded_and_retries_share_the_trace(spans, nats_url
 
 
 @pytest.mark.anyio
+async def test_a_job_released_by_its_dependency_joins_its_enqueuers_trace(
+    spans, nats_url, queue_name
+):
+    """The dependent's message is published by the worker that ran its dependency; it
+    carries the context of the dependent's own enqueue, kept in its record meanwhile."""
+    async with naq.Client(nats_url) as client:
+        first = await client.enqueue(jobs.add, 1, 1, queue=queue_name)
+        then = await client.enqueue(
+            jobs.sum_of_dependencies, 0, queue=queue_name, depends_on=[first]
+        )
+        assert (await then.refresh()).status is naq.JobStatus.DEFERRED
+        async with running_worker(nats_url, [queue_name]):
+            assert await then.result(timeout=20) == 2
+    [producer] = of_job(spans, then.id, SpanKind.PRODUCER)
+    [consumer] = of_job(spans, then.id, SpanKind.CONSUMER)
+    check_one_trace(producer, consumer)
+    assert (producer.attributes or {})["naq.deferred"] is True
+    [first_producer] = of_job(spans, first.id, SpanKind.PRODUCER)
+    assert first_producer.context is not None and producer.context is not None
+    assert first_producer.context.trace_id != producer.context.trace_id  # two enqueues
+
+
+@pytest.mark.anyio
 async def test_enqueue_many_traces_each_job(spans, nats_url, queue_name):
     async with naq.Client(nats_url) as client, running_worker(nats_url, [queue_name]):
         batch = await client.enqueue_many(

@@ -207,6 +207,8 @@ def test_the_options_defaults_are_unset():
         depends_on=(),
         allow_dependency_failures=False,
         meta={},
+        unique=None,
+        unique_key=None,
     )
 
 

@@ -110,6 +110,9 @@ class TestRecord:
             StatusChange(naq.JobStatus.STARTED, _STARTED),
             StatusChange(naq.JobStatus.FAILED, datetime(2026, 1, 1, 17, 0, 2, tzinfo=UTC)),
         ),
+        "trace": {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+        "unique": "throttle 60s",
+        "unique_key": "m:f:0123",
     }
     _REQUIRED = ("id", "queue", "func_name", "serializer", "payload", "status", "enqueued_at")
 
@@ -208,7 +211,7 @@ def test_public_api_is_pinned():
             "JsonSerializer", "NaqConnectionError", "NaqError", "PickleSerializer", "Queue",
             "QueueInfo", "ResultTimeout", "Retry", "Schedule", "ScheduleNotFound",
             "ScheduleStatus", "Scheduler", "SerializationError", "Serializer", "StatusChange",
-            "Worker", "WorkerHooks", "WorkerInfo", "WorkerMetrics", "__version__", "call",
+            "Unique", "Worker", "WorkerHooks", "WorkerInfo", "WorkerMetrics", "__version__", "call",
             "current_job", "disable_tracing", "enable_tracing",
         ]
     )  # fmt: skip

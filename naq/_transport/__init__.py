@@ -25,6 +25,7 @@ from ._nats import DeadLetter as RawDeadLetter
 from ._nats import NatsTransport, RawEvent
 from ._schedule_store import Fire, ScheduleStore, ServerFire, check_schedule_id, server_fire
 from ._settle import transient_settle_error
+from ._unique_store import UniqueLocks
 from ._wipe import is_naq_stream, wipe_naq_streams
 from ._wire import WireConnection
 
@@ -48,6 +49,7 @@ __all__ = [
     "StoredJobs",
     "StoredMessage",
     "ThreadBridge",
+    "UniqueLocks",
     "WireConnection",
     "bridge_for_current_backend",
     "check_job_id",

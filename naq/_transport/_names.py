@@ -18,6 +18,8 @@ __all__ = [
     "SCHEDULE_PREFIX",
     "STATS_STREAM",
     "STORED_RECORDS",
+    "UNIQUE_BUCKET",
+    "UNIQUE_BUCKET_STREAM",
     "WORKERS_BUCKET",
     "WORKERS_BUCKET_STREAM",
     "any_record_subject",
@@ -43,6 +45,7 @@ __all__ = [
     "stats_subject",
     "stored_record_subject",
     "stream_purge_subject",
+    "unique_lock_subject",
     "worker_subject",
 ]
 
@@ -60,6 +63,9 @@ WORKERS_BUCKET_STREAM = f"KV_{WORKERS_BUCKET}"
 SCHEDULES_BUCKET = "naq_schedules"
 """KV bucket of schedule definitions, keyed by schedule id."""
 SCHEDULES_BUCKET_STREAM = f"KV_{SCHEDULES_BUCKET}"
+UNIQUE_BUCKET = "naq_unique"
+"""KV bucket of unique-job locks, keyed ``<queue>.<digest of the unique key>``."""
+UNIQUE_BUCKET_STREAM = f"KV_{UNIQUE_BUCKET}"
 SCHEDULE_PREFIX = "naq.sched."
 """Server schedules: one message per schedule on ``naq.sched.<id>`` in the jobs stream."""
 DEAD_STREAM = "NAQ_DEAD"
@@ -155,6 +161,11 @@ def cancel_subject(job_id: str) -> str:
 def purged_subject(queue: str) -> str:
     """Core NATS notice that a queue was purged (``*``: any queue); its body is the time."""
     return f"naq.purged.{queue}"
+
+
+def unique_lock_subject(queue: str, digest: str) -> str:
+    """A unique-job lock in its bucket: per queue, by the digest of the job's unique key."""
+    return f"$KV.{UNIQUE_BUCKET}.{queue}.{digest}"
 
 
 def consumer_name(queue: str) -> str:

@@ -58,6 +58,7 @@ from ._pull import PullConsumer
 from ._schedule_store import ScheduleStore
 from ._settle import settle_and_find_dependents, settle_with
 from ._streams import dead_stream, deps_bucket, jobs_bucket, jobs_stream
+from ._unique_store import UniqueLocks
 from ._unreachable import cannot_connect
 
 __all__ = ["DeadLetter", "NatsTransport", "RawEvent"]
@@ -164,6 +165,7 @@ class NatsTransport:
         self.jetstream = JetStream(replicas)
         self.admin = NatsAdmin(self.jetstream)
         self.schedules = ScheduleStore(self.jetstream)
+        self.unique = UniqueLocks(self.jetstream)
         self._consumers: dict[str, PullConsumer] = {}
         self._closing = False
         self._connect_errors: list[BaseException] = []
@@ -254,6 +256,7 @@ class NatsTransport:
         self.jetstream.detach()
         self.admin.forget()
         self.schedules.forget()  # it holds the parent's bucket and watcher
+        self.unique.forget()
         self._consumers = {}
         self._closing = False
         self._link = Link(self.url, self.timeout)

@@ -15,6 +15,7 @@ from ._names import (
     SCHEDULES_BUCKET,
     STATS_STREAM,
     STORED_RECORDS,
+    UNIQUE_BUCKET,
     WORKERS_BUCKET,
     dead_subject,
     jobs_stream_subjects,
@@ -33,6 +34,7 @@ __all__ = [
     "scheduled_jobs_stream",
     "schedules_bucket",
     "stats_stream",
+    "unique_bucket",
     "workers_bucket",
 ]
 
@@ -116,6 +118,12 @@ def jobs_bucket(replicas: int) -> api.KeyValueConfig:
 def deps_bucket(replicas: int) -> api.KeyValueConfig:
     """Dependency edges, read by wildcard direct gets."""
     return _file_bucket(DEPS_BUCKET, replicas)
+
+
+def unique_bucket(replicas: int) -> api.KeyValueConfig:
+    """Unique-job locks: compare-and-set on the lock's subject, read by direct get, each
+    with a per-message TTL (KV buckets allow them)."""
+    return _file_bucket(UNIQUE_BUCKET, replicas)
 
 
 def schedules_bucket(replicas: int) -> api.KeyValueConfig:
