@@ -123,8 +123,7 @@ class Taken:
     """A lock this enqueue took: given back if the job then cannot be stored. ``replaced``
     is the job of the lock it replaced (debounce: to cancel if it still waits)."""
 
-    queue: str
-    digest: str
+    key: str
     sequence: int
     replaced: str | None
 
@@ -132,25 +131,25 @@ class Taken:
 async def admit(connection: Connection, record: JobRecord, unique: Unique) -> str | Taken:
     """Take ``record``'s lock: the id of the job that keeps this one out, else the lock."""
     assert record.unique_key is not None
-    locks = connection.transport.unique
-    digest = hashlib.sha256(record.unique_key.encode()).hexdigest()[:40]
+    locks = connection.transport.locks
+    key = f"unique.{record.queue}.{hashlib.sha256(record.unique_key.encode()).hexdigest()[:40]}"
     mine = _converter.dumps(Lock(record.id, record.unique_key, str(unique), utcnow())).encode()
     ttl = unique.period if unique.period is not None else LOCK_TTL
     while True:
-        data, sequence = await connection.call(locks.read, record.queue, digest)
+        data, sequence = await connection.call(locks.read, key)
         held = _decode(data) if data else None
         if held is not None and await _counts(connection, held, unique):
             return held.job_id
-        taken = await connection.call(locks.take, record.queue, digest, mine, ttl, sequence)
+        taken = await connection.call(locks.take, key, mine, ttl, sequence)
         if taken is not None:
-            return Taken(record.queue, digest, taken, held.job_id if held else None)
+            return Taken(key, taken, held.job_id if held else None)
         # Another enqueue changed the lock meanwhile: look again.
 
 
 async def give_back(connection: Connection, taken: Taken) -> None:
     """Release a lock whose job could not be stored (a no-op if it changed since)."""
-    locks = connection.transport.unique
-    await connection.call(locks.release, taken.queue, taken.digest, taken.sequence)
+    locks = connection.transport.locks
+    await connection.call(locks.release, taken.key, taken.sequence)
 
 
 def _decode(data: bytes) -> Lock | None:

@@ -19,13 +19,13 @@ from ._deliveries import (
 )
 from ._jetstream import StoredMessage
 from ._job_listing import StoredJobs, stored_jobs
+from ._locks import Locks
 from ._names import check_job_id, check_queue_name
 from ._native import NativeCalls, open_native, wire_connect_kwargs
 from ._nats import DeadLetter as RawDeadLetter
 from ._nats import NatsTransport, RawEvent
 from ._schedule_store import Fire, ScheduleStore, ServerFire, check_schedule_id, server_fire
 from ._settle import transient_settle_error
-from ._unique_store import UniqueLocks
 from ._wipe import is_naq_stream, wipe_naq_streams
 from ._wire import WireConnection
 
@@ -37,6 +37,7 @@ __all__ = [
     "ConsumerStats",
     "Delivery",
     "Fire",
+    "Locks",
     "NativeCalls",
     "NatsAdmin",
     "NatsTransport",
@@ -49,7 +50,6 @@ __all__ = [
     "StoredJobs",
     "StoredMessage",
     "ThreadBridge",
-    "UniqueLocks",
     "WireConnection",
     "bridge_for_current_backend",
     "check_job_id",

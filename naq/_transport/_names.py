@@ -13,13 +13,13 @@ __all__ = [
     "JOBS_BUCKET",
     "JOBS_BUCKET_STREAM",
     "JOBS_STREAM",
+    "LOCKS_BUCKET",
+    "LOCKS_BUCKET_STREAM",
     "SCHEDULES_BUCKET",
     "SCHEDULES_BUCKET_STREAM",
     "SCHEDULE_PREFIX",
     "STATS_STREAM",
     "STORED_RECORDS",
-    "UNIQUE_BUCKET",
-    "UNIQUE_BUCKET_STREAM",
     "WORKERS_BUCKET",
     "WORKERS_BUCKET_STREAM",
     "any_record_subject",
@@ -32,6 +32,7 @@ __all__ = [
     "direct_get_subject",
     "job_subject",
     "jobs_stream_subjects",
+    "lock_subject",
     "next_message_subject",
     "purged_subject",
     "queue_filters",
@@ -45,7 +46,6 @@ __all__ = [
     "stats_subject",
     "stored_record_subject",
     "stream_purge_subject",
-    "unique_lock_subject",
     "worker_subject",
 ]
 
@@ -63,9 +63,9 @@ WORKERS_BUCKET_STREAM = f"KV_{WORKERS_BUCKET}"
 SCHEDULES_BUCKET = "naq_schedules"
 """KV bucket of schedule definitions, keyed by schedule id."""
 SCHEDULES_BUCKET_STREAM = f"KV_{SCHEDULES_BUCKET}"
-UNIQUE_BUCKET = "naq_unique"
-"""KV bucket of unique-job locks, keyed ``<queue>.<digest of the unique key>``."""
-UNIQUE_BUCKET_STREAM = f"KV_{UNIQUE_BUCKET}"
+LOCKS_BUCKET = "naq_locks"
+"""KV bucket of cluster-wide locks: ``unique.<queue>.<digest>``, ``slot.<digest>.<n>``."""
+LOCKS_BUCKET_STREAM = f"KV_{LOCKS_BUCKET}"
 SCHEDULE_PREFIX = "naq.sched."
 """Server schedules: one message per schedule on ``naq.sched.<id>`` in the jobs stream."""
 DEAD_STREAM = "NAQ_DEAD"
@@ -163,9 +163,9 @@ def purged_subject(queue: str) -> str:
     return f"naq.purged.{queue}"
 
 
-def unique_lock_subject(queue: str, digest: str) -> str:
-    """A unique-job lock in its bucket: per queue, by the digest of the job's unique key."""
-    return f"$KV.{UNIQUE_BUCKET}.{queue}.{digest}"
+def lock_subject(key: str) -> str:
+    """A lock in its bucket (``key`` may end in a wildcard)."""
+    return f"$KV.{LOCKS_BUCKET}.{key}"
 
 
 def consumer_name(queue: str) -> str:

@@ -36,6 +36,7 @@ from ._deliveries import (
 from ._direct_get import dependency_edges
 from ._jetstream import ACK_TIMEOUT, JetStream, StoredMessage
 from ._link import FIRST_RECHECK, MAX_RECHECK, Link, LinkEvent
+from ._locks import Locks
 from ._names import (
     DEAD_STREAM,
     DEPS_BUCKET_STREAM,
@@ -58,7 +59,6 @@ from ._pull import PullConsumer
 from ._schedule_store import ScheduleStore
 from ._settle import settle_and_find_dependents, settle_with
 from ._streams import dead_stream, deps_bucket, jobs_bucket, jobs_stream
-from ._unique_store import UniqueLocks
 from ._unreachable import cannot_connect
 
 __all__ = ["DeadLetter", "NatsTransport", "RawEvent"]
@@ -165,7 +165,7 @@ class NatsTransport:
         self.jetstream = JetStream(replicas)
         self.admin = NatsAdmin(self.jetstream)
         self.schedules = ScheduleStore(self.jetstream)
-        self.unique = UniqueLocks(self.jetstream)
+        self.locks = Locks(self.jetstream)
         self._consumers: dict[str, PullConsumer] = {}
         self._closing = False
         self._connect_errors: list[BaseException] = []
@@ -256,7 +256,7 @@ class NatsTransport:
         self.jetstream.detach()
         self.admin.forget()
         self.schedules.forget()  # it holds the parent's bucket and watcher
-        self.unique.forget()
+        self.locks.forget()
         self._consumers = {}
         self._closing = False
         self._link = Link(self.url, self.timeout)

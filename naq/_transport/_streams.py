@@ -12,10 +12,10 @@ from ._names import (
     DEPS_BUCKET,
     JOBS_BUCKET,
     JOBS_STREAM,
+    LOCKS_BUCKET,
     SCHEDULES_BUCKET,
     STATS_STREAM,
     STORED_RECORDS,
-    UNIQUE_BUCKET,
     WORKERS_BUCKET,
     dead_subject,
     jobs_stream_subjects,
@@ -31,10 +31,10 @@ __all__ = [
     "deps_bucket",
     "jobs_bucket",
     "jobs_stream",
+    "locks_bucket",
     "scheduled_jobs_stream",
     "schedules_bucket",
     "stats_stream",
-    "unique_bucket",
     "workers_bucket",
 ]
 
@@ -120,10 +120,10 @@ def deps_bucket(replicas: int) -> api.KeyValueConfig:
     return _file_bucket(DEPS_BUCKET, replicas)
 
 
-def unique_bucket(replicas: int) -> api.KeyValueConfig:
-    """Unique-job locks: compare-and-set on the lock's subject, read by direct get, each
+def locks_bucket(replicas: int) -> api.KeyValueConfig:
+    """Cluster-wide locks: compare-and-set on the lock's subject, read by direct get, each
     with a per-message TTL (KV buckets allow them)."""
-    return _file_bucket(UNIQUE_BUCKET, replicas)
+    return _file_bucket(LOCKS_BUCKET, replicas)
 
 
 def schedules_bucket(replicas: int) -> api.KeyValueConfig:
