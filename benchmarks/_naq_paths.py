@@ -9,6 +9,7 @@ import random
 import threading
 import time
 import uuid
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -77,10 +78,13 @@ async def enqueue_many(url: str, n: int) -> float:
         return rate
 
 
-async def fill_queue(url: str, n: int, sync_jobs: bool = False) -> tuple[str, list[str]]:
+async def fill_queue(
+    url: str, n: int, sync_jobs: bool = False, **options: Any
+) -> tuple[str, list[str]]:
     """Enqueue ``n`` noop jobs on a fresh queue over concurrent tasks: the queue and job ids.
 
-    The jobs are ``async def`` noops, or ``def`` ones with ``sync_jobs``.
+    The jobs are ``async def`` noops, or ``def`` ones with ``sync_jobs``; ``options`` are
+    the enqueue's (``max_running=`` for ``benchmarks.limits``).
 
     This is setup for :func:`drain_queue`, not a measurement. Run it on asyncio: on Trio
     every enqueue crosses into naq's loop thread and filling takes several times longer.
@@ -91,7 +95,7 @@ async def fill_queue(url: str, n: int, sync_jobs: bool = False) -> tuple[str, li
 
     async def lane(count: int) -> None:
         for _ in range(count):
-            ids.append((await client.enqueue(func, queue=queue)).id)  # noqa: PERF401 - awaited
+            ids.append((await client.enqueue(func, queue=queue, **options)).id)  # noqa: PERF401 - awaited
 
     async with naq.Client(url) as client, anyio.create_task_group() as tg:
         for lane_index in range(_LANES):

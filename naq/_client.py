@@ -26,6 +26,7 @@ from ._events import EventStream
 from ._ids import new_job_id
 from ._job import Job, R_co
 from ._lifecycle import cancel, defer
+from ._limits import check_max_running
 from ._record import JobRecord, JobStatus, StatusChange, decode_record, encode_record
 from ._retry import Retry
 from ._schedules import Schedule, ScheduleStatus, Scheduling, make_trigger
@@ -187,6 +188,8 @@ class Client:
         meta: Mapping[str, Any] | None = None,
         unique: Unique | str | None = None,
         unique_key: str | None = None,
+        max_running: int | None = None,
+        limit_key: str | None = None,
         **kwargs: Any,
     ) -> Job[R]:
         """Enqueue ``func(*args, **kwargs)``; ``func`` is a callable or ``"pkg.mod:func"``.
@@ -215,6 +218,8 @@ class Client:
             meta=meta,
             unique=unique,
             unique_key=unique_key,
+            max_running=max_running,
+            limit_key=limit_key,
         )
 
     @runs_in_caller
@@ -236,6 +241,8 @@ class Client:
         meta: Mapping[str, Any] | None = None,
         unique: Unique | str | None = None,
         unique_key: str | None = None,
+        max_running: int | None = None,
+        limit_key: str | None = None,
     ) -> Job[R]:
         """Like :meth:`enqueue`, with args and kwargs passed explicitly (no name clashes).
 
@@ -259,6 +266,8 @@ class Client:
             meta=meta,
             unique=unique,
             unique_key=unique_key,
+            max_running=max_running,
+            limit_key=limit_key,
         )
         record = self._new_record(func, args, kwargs or {}, job_id, options)
         connection = self._connection
@@ -587,6 +596,8 @@ class Client:
             unique_key=None
             if options.unique is None
             else options.unique_key or default_unique_key(func_name, payload),
+            max_running=options.max_running,
+            limit_key=None if options.max_running is None else options.limit_key or func_name,
         )
 
 
@@ -618,6 +629,8 @@ class _Options:
     meta: dict[str, Any]
     unique: Unique | None
     unique_key: str | None
+    max_running: int | None
+    limit_key: str | None
 
     @classmethod
     def build(
@@ -634,6 +647,8 @@ class _Options:
         meta: Mapping[str, Any] | None = None,
         unique: Unique | str | None = None,
         unique_key: str | None = None,
+        max_running: int | None = None,
+        limit_key: str | None = None,
     ) -> _Options:
         """Check and convert the options a caller gave; the ones not given are defaults."""
         return cls(
@@ -648,6 +663,8 @@ class _Options:
             meta=get_serializer("json").encode_value(dict(meta)) if meta else {},
             unique=unique_option(unique),
             unique_key=_unique_key(unique, unique_key),
+            max_running=check_max_running(max_running, limit_key),
+            limit_key=limit_key,
         )
 
 

@@ -121,6 +121,10 @@ class JobRecord:
     5s``), or None."""
     unique_key: str | None = None
     """The key it was kept unique by (given, or its function and arguments)."""
+    max_running: int | None = None
+    """At most this many jobs with its ``limit_key`` run at once, across all workers."""
+    limit_key: str | None = None
+    """The key its limits count by (given, or its function's name)."""
 
     def __repr__(self) -> str:
         """One short line: the payload and result may be large."""
@@ -252,6 +256,10 @@ def encode_record(record: JobRecord) -> bytes:
         data["unique"] = record.unique
     if record.unique_key is not None:
         data["unique_key"] = record.unique_key
+    if record.max_running is not None:
+        data["max_running"] = record.max_running
+    if record.limit_key is not None:
+        data["limit_key"] = record.limit_key
     return _dumps(data).encode()
 
 
@@ -356,4 +364,6 @@ def _record_from_dict(raw: dict[str, Any]) -> JobRecord:
         trace=trace,
         unique=_optional(str, raw.get("unique")),
         unique_key=_optional(str, raw.get("unique_key")),
+        max_running=_optional(int, raw.get("max_running")),
+        limit_key=_optional(str, raw.get("limit_key")),
     )

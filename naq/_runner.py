@@ -25,6 +25,7 @@ from ._errors import ConfigurationError, SerializationError
 from ._execution import execute, is_async_callable
 from ._hooks import JobHooks
 from ._job_threads import JobThreads
+from ._limits import ConcurrencyLimits, wait_delay
 from ._metrics import UNKNOWN_FUNCTION, WorkerMetrics
 from ._outcome import Outcome, error_info
 from ._record import (
@@ -69,6 +70,8 @@ class Update:
     prompt: bool = False
     """Store it without waiting for the job's outcome: the first record by which the job can
     be found (a run fired by a server schedule has no queued message of its id)."""
+    waiting: bool = False
+    """The job did not run: over its limit, its message goes back to wait (not a run)."""
 
     def settlement(self) -> Settlement:
         record = self.record
@@ -167,6 +170,8 @@ class JobRunner:
         """The worker's job hooks, if it has any (None costs the hot path one test)."""
         self.metrics: WorkerMetrics | None = None
         """Counts starts, outcomes and run/wait times when the worker has metrics."""
+        self.limits: ConcurrencyLimits | None = None
+        """The worker's concurrency slots, set once connected."""
 
     @property
     def running_count(self) -> int:
@@ -219,7 +224,22 @@ class JobRunner:
             func, args, kwargs = serializer.decode_call(record.func_name, record.payload)
         except (SerializationError, ConfigurationError) as exc:
             return self._failed(record, attempt, error_info(exc), delivery, retry=False)
+        limits = self.limits if record.max_running is not None else None
+        if limits is not None:
+            if not await limits.acquire(record):
+                return Update(
+                    None,
+                    delivery,
+                    nak_delay=wait_delay(),
+                    job_id=record.id,
+                    queue=queue,
+                    waiting=True,
+                )
+            if attempt > 1:  # waits raise num_delivered: count the runs it had instead
+                attempt = await limits.runs_before(record.id) + 1
         if attempt > self.max_deliveries:
+            if limits is not None:
+                limits.release(record.id)
             why = ErrorInfo(
                 "TooManyDeliveries",
                 f"delivered {attempt} times without an outcome (did its worker die?)",
@@ -262,21 +282,25 @@ class JobRunner:
         records the job with :meth:`interrupted` (one scope per runner task, renewed after a
         cancel, costs less than a scope per job). With tracing on, the run is a consumer span.
         """
-        tracing = _tracing.tracing()
-        if tracing is None:
-            return await self._execute(job, scope)
-        record, delivery = job.record, job.delivery
-        with tracing.running(
-            delivery_headers(delivery),
-            record.queue,
-            record.id,
-            record.func_name,
-            delivery.num_delivered,
-        ) as span:
-            update = await self._execute(job, scope)
-            ended = update.record
-            tracing.ended(span, update.event, ended.error if ended is not None else None)
-        return update
+        try:
+            tracing = _tracing.tracing()
+            if tracing is None:
+                return await self._execute(job, scope)
+            record, delivery = job.record, job.delivery
+            with tracing.running(
+                delivery_headers(delivery),
+                record.queue,
+                record.id,
+                record.func_name,
+                job.context.record.attempts,
+            ) as span:
+                update = await self._execute(job, scope)
+                ended = update.record
+                tracing.ended(span, update.event, ended.error if ended is not None else None)
+            return update
+        finally:
+            if self.limits is not None and job.record.max_running is not None:
+                self.limits.release(job.record.id)
 
     async def _execute(self, job: StartedJob, scope: anyio.CancelScope) -> Update:
         record = job.record
@@ -331,11 +355,12 @@ class JobRunner:
                     self.metrics.ended(record.queue, record.func_name, "finished", dead=False)
                 return Update(finished, job.delivery, record_ttl=ttl, event="finished")
         assert outcome.error is not None
-        attempt = job.delivery.num_delivered
-        return self._failed(current, attempt, outcome.error, job.delivery, retry=True)
+        return self._failed(current, current.attempts, outcome.error, job.delivery, retry=True)
 
     def interrupted(self, job: StartedJob) -> Update:
         """The Update of a job cancelled while it ran."""
+        if self.limits is not None and job.record.max_running is not None:
+            self.limits.release(job.record.id)
         why = ErrorInfo("JobCanceled", "canceled while it ran", "")
         return self._canceled(job.context.record, why, job.delivery)
 

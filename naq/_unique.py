@@ -148,8 +148,7 @@ async def admit(connection: Connection, record: JobRecord, unique: Unique) -> st
 
 async def give_back(connection: Connection, taken: Taken) -> None:
     """Release a lock whose job could not be stored (a no-op if it changed since)."""
-    locks = connection.transport.locks
-    await connection.call(locks.release, taken.key, taken.sequence)
+    await connection.call(connection.transport.locks.release, taken.key, taken.sequence)
 
 
 def _decode(data: bytes) -> Lock | None:

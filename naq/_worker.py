@@ -28,6 +28,7 @@ from ._history import HISTORY_INTERVAL, history_loop
 from ._hooks import JobHooks, WorkerHooks, combine_hooks, run_shutdown, run_startup
 from ._job_threads import JobThreads
 from ._lifecycle import dependency_results, jobs_ended
+from ._limits import ConcurrencyLimits
 from ._metrics import WorkerMetrics
 from ._processes._memory import check_memory_limit, rss_mib
 from ._record import JobRecord
@@ -245,6 +246,10 @@ class Worker:
             service.start_soon(self._cancel_notice_loop)
             await service.start(self._heartbeat)
             await service.start(self._history)
+            assert self._connection is not None
+            limits = ConcurrencyLimits(self._connection, self.id, self.ack_wait)
+            await service.start(limits.run)
+            self._jobs.limits = limits
             async with anyio.create_task_group() as core:
                 core.start_soon(self._settle_loop, updates)
                 # Exits in reverse: fetch loops end and close ``dispatch``, runners finish
@@ -411,7 +416,9 @@ class Worker:
                 self._job_ended(job.queue, self._jobs.interrupted(job), updates)
 
     def _job_ended(self, queue: str, update: Update, updates: BatchQueue[Update]) -> None:
-        self.stats.job_ended(queue, ok=update.nak_delay is None and update.dead_reason is None)
+        if not update.waiting:  # a job over its limit did not run: no run ended
+            ok = update.nak_delay is None and update.dead_reason is None
+            self.stats.job_ended(queue, ok=ok)
         if update.delivery is not None:
             self._unsettled += 1
         updates.put(update)
@@ -439,7 +446,7 @@ class Worker:
             for update in batch:
                 if update.delivery is not None:
                     self._in_flight.discard(update.delivery)
-                    self.processed += 1
+                    self.processed += not update.waiting  # a wait is no run
                     self._unsettled -= 1
             if self._settled_some is not None and self._unsettled < self.concurrency:
                 self._settled_some.set()

@@ -226,6 +226,8 @@ class Client(BlockingTwin):
         meta: Mapping[str, Any] | None = None,
         unique: Unique | str | None = None,
         unique_key: str | None = None,
+        max_running: int | None = None,
+        limit_key: str | None = None,
         **kwargs: Any,
     ) -> Job[R]:
         """Enqueue ``func(*args, **kwargs)``; ``func`` is a callable or ``"pkg.mod:func"``.
@@ -256,6 +258,8 @@ class Client(BlockingTwin):
                     meta=meta,
                     unique=unique,
                     unique_key=unique_key,
+                    max_running=max_running,
+                    limit_key=limit_key,
                 ),
                 **kwargs,
             )
@@ -279,6 +283,8 @@ class Client(BlockingTwin):
         meta: Mapping[str, Any] | None = None,
         unique: Unique | str | None = None,
         unique_key: str | None = None,
+        max_running: int | None = None,
+        limit_key: str | None = None,
     ) -> Job[R]:
         """Like :meth:`enqueue`, with args and kwargs passed explicitly (no name clashes).
 
@@ -305,6 +311,8 @@ class Client(BlockingTwin):
                     meta=meta,
                     unique=unique,
                     unique_key=unique_key,
+                    max_running=max_running,
+                    limit_key=limit_key,
                 )
             )
         )
@@ -663,6 +671,8 @@ def enqueue(
     meta: Mapping[str, Any] | None = None,
     unique: Unique | str | None = None,
     unique_key: str | None = None,
+    max_running: int | None = None,
+    limit_key: str | None = None,
     **kwargs: Any,
 ) -> Job[R]:
     """Enqueue ``func(*args, **kwargs)``; ``func`` is a callable or ``"pkg.mod:func"``.
@@ -692,6 +702,8 @@ def enqueue(
         meta=meta,
         unique=unique,
         unique_key=unique_key,
+        max_running=max_running,
+        limit_key=limit_key,
         **kwargs,
     )
 
@@ -713,6 +725,8 @@ def enqueue_call(
     meta: Mapping[str, Any] | None = None,
     unique: Unique | str | None = None,
     unique_key: str | None = None,
+    max_running: int | None = None,
+    limit_key: str | None = None,
 ) -> Job[R]:
     """Like :meth:`enqueue`, with args and kwargs passed explicitly (no name clashes).
 
@@ -738,6 +752,8 @@ def enqueue_call(
         meta=meta,
         unique=unique,
         unique_key=unique_key,
+        max_running=max_running,
+        limit_key=limit_key,
     )
 
 

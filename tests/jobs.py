@@ -265,3 +265,31 @@ def marker_hooks():
             f.write(f"{record.id}\n")
 
     return naq.WorkerHooks(before_job=mark)
+
+
+_probes: dict[str, list[int]] = {}
+"""Limit probes of this process: key -> [running now, most at once]."""
+_probes_lock = threading.Lock()
+
+
+async def limit_probe(key: str, seconds: float):
+    """Count how many probes of ``key`` run at once in this process (both of a test's
+    workers run in it), for ``probe_most``."""
+    import anyio
+
+    with _probes_lock:
+        state = _probes.setdefault(key, [0, 0])
+        state[0] += 1
+        state[1] = max(state[1], state[0])
+    try:
+        await anyio.sleep(seconds)
+    finally:
+        with _probes_lock:
+            state[0] -= 1
+    return key
+
+
+def probe_most(key: str) -> int:
+    """The most probes of ``key`` that ran at once."""
+    with _probes_lock:
+        return _probes.get(key, [0, 0])[1]

@@ -61,6 +61,9 @@ def test_plugin_import_needs_neither_trio_nor_the_server_binary():
 
 def test_only_naqs_streams_are_wiped():
     assert all(
-        map(is_naq_stream, ["NAQ_JOBS", "NAQ_DEAD", "NAQ_STATS", "KV_naq_jobs", "KV_naq_schedules"])
+        map(
+            is_naq_stream,
+            ["NAQ_JOBS", "NAQ_DEAD", "NAQ_STATS", "NAQ_LOCKS", "KV_naq_jobs", "KV_naq_schedules"],
+        )
     )
     assert not any(map(is_naq_stream, ["ORDERS", "KV_sessions", "NAQ", "naq_jobs"]))

@@ -209,6 +209,8 @@ def test_the_options_defaults_are_unset():
         meta={},
         unique=None,
         unique_key=None,
+        max_running=None,
+        limit_key=None,
     )
 
 

@@ -113,6 +113,8 @@ class TestRecord:
         "trace": {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
         "unique": "throttle 60s",
         "unique_key": "m:f:0123",
+        "max_running": 2,
+        "limit_key": "tenant-42",
     }
     _REQUIRED = ("id", "queue", "func_name", "serializer", "payload", "status", "enqueued_at")
 

@@ -13,8 +13,7 @@ __all__ = [
     "JOBS_BUCKET",
     "JOBS_BUCKET_STREAM",
     "JOBS_STREAM",
-    "LOCKS_BUCKET",
-    "LOCKS_BUCKET_STREAM",
+    "LOCKS_STREAM",
     "SCHEDULES_BUCKET",
     "SCHEDULES_BUCKET_STREAM",
     "SCHEDULE_PREFIX",
@@ -63,9 +62,9 @@ WORKERS_BUCKET_STREAM = f"KV_{WORKERS_BUCKET}"
 SCHEDULES_BUCKET = "naq_schedules"
 """KV bucket of schedule definitions, keyed by schedule id."""
 SCHEDULES_BUCKET_STREAM = f"KV_{SCHEDULES_BUCKET}"
-LOCKS_BUCKET = "naq_locks"
-"""KV bucket of cluster-wide locks: ``unique.<queue>.<digest>``, ``slot.<digest>.<n>``."""
-LOCKS_BUCKET_STREAM = f"KV_{LOCKS_BUCKET}"
+LOCKS_STREAM = "NAQ_LOCKS"
+"""Cluster-wide locks, one message a subject: ``naq.locks.unique.<queue>.<digest>``,
+``naq.locks.slot.<digest>.<n>``."""
 SCHEDULE_PREFIX = "naq.sched."
 """Server schedules: one message per schedule on ``naq.sched.<id>`` in the jobs stream."""
 DEAD_STREAM = "NAQ_DEAD"
@@ -164,8 +163,8 @@ def purged_subject(queue: str) -> str:
 
 
 def lock_subject(key: str) -> str:
-    """A lock in its bucket (``key`` may end in a wildcard)."""
-    return f"$KV.{LOCKS_BUCKET}.{key}"
+    """A lock's subject in the locks stream."""
+    return f"naq.locks.{key}"
 
 
 def consumer_name(queue: str) -> str:

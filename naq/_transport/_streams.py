@@ -12,13 +12,14 @@ from ._names import (
     DEPS_BUCKET,
     JOBS_BUCKET,
     JOBS_STREAM,
-    LOCKS_BUCKET,
+    LOCKS_STREAM,
     SCHEDULES_BUCKET,
     STATS_STREAM,
     STORED_RECORDS,
     WORKERS_BUCKET,
     dead_subject,
     jobs_stream_subjects,
+    lock_subject,
     schedule_subject,
     stats_subject,
 )
@@ -31,7 +32,7 @@ __all__ = [
     "deps_bucket",
     "jobs_bucket",
     "jobs_stream",
-    "locks_bucket",
+    "locks_stream",
     "scheduled_jobs_stream",
     "schedules_bucket",
     "stats_stream",
@@ -120,10 +121,19 @@ def deps_bucket(replicas: int) -> api.KeyValueConfig:
     return _file_bucket(DEPS_BUCKET, replicas)
 
 
-def locks_bucket(replicas: int) -> api.KeyValueConfig:
-    """Cluster-wide locks: compare-and-set on the lock's subject, read by direct get, each
-    with a per-message TTL (KV buckets allow them)."""
-    return _file_bucket(LOCKS_BUCKET, replicas)
+def locks_stream(replicas: int) -> api.StreamConfig:
+    """Cluster-wide locks: one message a subject, each with its own TTL, taken with
+    compare-and-set and given back by deleting it (no marker left: free is "no message")."""
+    return api.StreamConfig(
+        name=LOCKS_STREAM,
+        subjects=[lock_subject(">")],
+        retention=api.RetentionPolicy.LIMITS,
+        storage=api.StorageType.FILE,
+        max_msgs_per_subject=1,
+        allow_msg_ttl=True,
+        allow_direct=True,
+        num_replicas=replicas,
+    )
 
 
 def schedules_bucket(replicas: int) -> api.KeyValueConfig:

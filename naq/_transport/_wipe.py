@@ -12,7 +12,7 @@ import nats.errors
 import nats.js.errors
 
 from .._errors import NaqConnectionError
-from ._names import DEAD_STREAM, JOBS_STREAM, STATS_STREAM
+from ._names import DEAD_STREAM, JOBS_STREAM, LOCKS_STREAM, STATS_STREAM
 from ._unreachable import cannot_connect
 
 __all__ = ["is_naq_stream", "wipe_naq_streams"]
@@ -21,9 +21,11 @@ _KV_PREFIX = "KV_naq_"
 
 
 def is_naq_stream(name: str) -> bool:
-    """naq's streams: the jobs, dead-letter and throughput-history streams and every
+    """naq's streams: the jobs, dead-letter, throughput-history and locks streams and every
     ``naq_*`` KV bucket."""
-    return name in (JOBS_STREAM, DEAD_STREAM, STATS_STREAM) or name.startswith(_KV_PREFIX)
+    return name in (JOBS_STREAM, DEAD_STREAM, STATS_STREAM, LOCKS_STREAM) or name.startswith(
+        _KV_PREFIX
+    )
 
 
 async def wipe_naq_streams(url: str) -> list[str]:

@@ -1,0 +1,62 @@
+"""What concurrency limits cost the worker: one asyncio worker at ``concurrency=100`` drains
+5,000 noop ``async def`` jobs enqueued without ``max_running=``, with a limit never reached
+(``max_running=1000``: every start takes and every end gives back a slot), and with a
+limit that binds (``max_running=10``: the jobs over it wait and come back).
+
+    python -m benchmarks.limits            # 5,000 jobs, 3 rounds
+    python -m benchmarks.limits --quick    # 1,000 jobs, one round
+
+On a fresh embedded nats-server; filling is untimed; rounds interleave the variants, each
+ratio is to the unlimited drain of the same round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+
+import anyio
+
+from naq.server import EmbeddedServer
+
+from ._naq_paths import drain_queue, fill_queue
+
+CONCURRENCY = 100
+VARIANTS = {"no limit": None, "limit never reached": 1_000, "max_running=10": 10}
+
+
+async def _run(url: str, jobs: int, max_running: int | None) -> float:
+    options = {} if max_running is None else {"max_running": max_running}
+    queue, ids = await fill_queue(url, jobs, **options)
+    return await drain_queue(url, queue, ids, CONCURRENCY)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="The worker's cost of max_running=.")
+    parser.add_argument("--quick", action="store_true", help="1,000 jobs, one round")
+    args = parser.parse_args()
+    jobs, rounds = (1_000, 1) if args.quick else (5_000, 3)
+    rates: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    with EmbeddedServer() as server:
+        for _ in range(rounds):
+            for name, max_running in VARIANTS.items():
+                rate = anyio.run(_run, server.url, jobs, max_running)
+                rates[name].append(rate)
+                print(f"  {name}: {rate:,.0f} jobs/s", file=sys.stderr, flush=True)
+    base = rates["no limit"]
+    print(f"{os.cpu_count()} CPU(s), {jobs:,} noop async def jobs, c={CONCURRENCY}, asyncio,")
+    print(f"median of {rounds} round(s); ratio to 'no limit' in the same round")
+    print("| worker | jobs/s | ratio (range) |")
+    print("| --- | ---: | ---: |")
+    for name, measured in rates.items():
+        ratios = [b / a for a, b in zip(base, measured, strict=True)]
+        print(
+            f"| {name} | {statistics.median(measured):,.0f} | "
+            f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""Concurrency limits: at most N jobs with one limit key run at once, across every worker.
+
+``enqueue(..., max_running=N, limit_key=None)`` (the key defaults to the function's name).
+Before such a job runs, its worker takes one of N slot locks (``slot.<digest>.<n>`` in the
+``naq_locks`` bucket) by compare-and-set. With none free it hands the message back to the
+server with a short delay (a nak) and takes other work: a job over its limit waits without
+holding a worker slot. Its attempts count runs, not waits: the attempt is read from the
+job's stored record (the runs it had), not from the delivery count, which waits raise.
+
+A slot carries a TTL of the worker's ack wait and is renewed while its job runs (every
+third of it). It is given back when the job ends; a worker killed while it holds one loses
+it by the TTL, the same time the server takes to deliver the job's message again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from typing import TYPE_CHECKING, Final
+
+import anyio
+import attrs
+from anyio.abc import TaskStatus
+from loguru import logger
+
+from ._errors import ConfigurationError, SerializationError
+from ._record import JobStatus, decode_record
+from ._time import utcnow
+
+if TYPE_CHECKING:
+    from ._connection import Connection
+    from ._record import JobRecord
+
+__all__ = ["WAIT_DELAY", "ConcurrencyLimits", "check_max_running", "wait_delay"]
+
+WAIT_DELAY: Final = 0.5
+"""Seconds a job over its limit waits before it is delivered again (times 1 to 2, at random,
+so waiting jobs do not all come back at once)."""
+_TRIES: Final = 8
+"""Slots a start tries (one after another from a random one) before it waits like a job
+over its limit. A limit of up to 8 has every slot tried; above, a job may wait while one
+slot is free (missed with probability (N - 8) / N when it is the only one), and is tried
+again 0.5-1 s later."""
+FINAL_RELEASE_TIMEOUT: Final = 5.0
+"""Seconds a stopping worker gives back its slots in, before their TTL does it."""
+
+
+def check_max_running(max_running: int | None, limit_key: str | None) -> int | None:
+    """The ``max_running=`` option, checked (``limit_key`` needs it)."""
+    if max_running is None:
+        if limit_key is not None:
+            raise ConfigurationError("limit_key goes with max_running=")
+        return None
+    if isinstance(max_running, bool) or not isinstance(max_running, int) or max_running < 1:
+        raise ConfigurationError(f"max_running must be a whole number >= 1, got {max_running!r}")
+    if limit_key is not None and (not isinstance(limit_key, str) or not limit_key):
+        raise ConfigurationError(f"limit_key must be a non-empty string, got {limit_key!r}")
+    return max_running
+
+
+def wait_delay() -> float:
+    """How long a job over its limit waits before it is tried again."""
+    return WAIT_DELAY * (1 + random.random())
+
+
+@attrs.frozen
+class _Slot:
+    key: str
+    sequence: int
+
+
+class ConcurrencyLimits:
+    """A worker's slots: taken before a limited job runs, renewed, and given back."""
+
+    def __init__(self, connection: Connection, worker_id: str, ttl: float) -> None:
+        self._connection = connection
+        self._worker_id = worker_id
+        self._ttl = ttl
+        self._held: dict[str, _Slot] = {}
+        self._to_release: list[_Slot] = []
+        self._released = anyio.Event()
+
+    @property
+    def held(self) -> int:
+        """Slots this worker holds now."""
+        return len(self._held)
+
+    async def acquire(self, record: JobRecord) -> bool:
+        """Take a free slot of ``record``'s limit key; False when none was free."""
+        assert record.max_running is not None and record.limit_key is not None
+        take_free = self._connection.transport.locks.take_free
+        prefix = f"slot.{hashlib.sha256(record.limit_key.encode()).hexdigest()[:40]}"
+        mine = json.dumps(
+            {"job_id": record.id, "worker_id": self._worker_id, "at": utcnow().isoformat()}
+        ).encode()
+        # Slots are tried from a random one, so that workers starting jobs of one key at
+        # once mostly try different ones.
+        start = random.randrange(record.max_running)
+        for i in range(min(record.max_running, _TRIES)):
+            key = f"{prefix}.{(start + i) % record.max_running}"
+            taken = await self._connection.call(take_free, key, mine, self._ttl)
+            if taken is not None:
+                self._held[record.id] = _Slot(key, taken)
+                return True
+        return False
+
+    async def runs_before(self, job_id: str) -> int:
+        """The runs a limited job had, from its stored record (0 if it never started)."""
+        data = await self._connection.call(self._connection.transport.get_record, job_id)
+        if data is None:
+            return 0
+        try:
+            record = decode_record(data)
+        except SerializationError as exc:
+            logger.warning("job {}: undecodable record, counting no runs ({})", job_id, exc)
+            return 0
+        return 0 if record.status is JobStatus.QUEUED else record.attempts
+
+    def release(self, job_id: str) -> None:
+        """Give back the slot of a job that ended (soon, by :meth:`run`; no-op without one)."""
+        slot = self._held.pop(job_id, None)
+        if slot is not None:
+            self._to_release.append(slot)
+            self._released.set()
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Give back released slots as they come and renew held ones every third of their
+        TTL, until cancelled; then give back what is left (bounded, shielded)."""
+        renew_every = self._ttl / 3
+        next_renewal = anyio.current_time() + renew_every
+        task_status.started()
+        try:
+            while True:
+                with anyio.move_on_after(max(0.0, next_renewal - anyio.current_time())):
+                    await self._released.wait()
+                self._released = anyio.Event()
+                await self._give_back()
+                if anyio.current_time() >= next_renewal:
+                    await self._renew()
+                    next_renewal = anyio.current_time() + renew_every
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(FINAL_RELEASE_TIMEOUT):
+                self._to_release += self._held.values()
+                self._held.clear()
+                await self._give_back()
+
+    async def _give_back(self) -> None:
+        """Give back the released slots, all at once (each is one request to the server)."""
+        slots, self._to_release = self._to_release, []
+        async with anyio.create_task_group() as tg:
+            for slot in slots:
+                tg.start_soon(self._give_back_one, slot)
+
+    async def _give_back_one(self, slot: _Slot) -> None:
+        try:
+            locks = self._connection.transport.locks
+            await self._connection.call(locks.release, slot.key, slot.sequence)
+        except Exception as exc:  # noqa: BLE001 - logged; its TTL frees it anyway
+            logger.warning("could not give back slot {}: {!r}", slot.key, exc)
+
+    async def _renew(self) -> None:
+        locks = self._connection.transport.locks
+        for job_id, slot in list(self._held.items()):
+            mine = json.dumps(
+                {"job_id": job_id, "worker_id": self._worker_id, "at": utcnow().isoformat()}
+            ).encode()
+            try:
+                renewed = await self._connection.call(
+                    locks.take, slot.key, mine, self._ttl, slot.sequence
+                )
+            except Exception as exc:  # noqa: BLE001 - logged; tried again at the next renewal
+                logger.warning("could not renew slot {}: {!r}", slot.key, exc)
+                continue
+            if renewed is None:
+                logger.warning(
+                    "slot {} of job {} expired while it ran: its limit may be exceeded by one",
+                    slot.key,
+                    job_id,
+                )
+                self._held.pop(job_id, None)
+            elif job_id in self._held:
+                self._held[job_id] = _Slot(slot.key, renewed)
+            else:  # its job ended while this renewal was on its way
+                self._to_release.append(_Slot(slot.key, renewed))

@@ -1,0 +1,100 @@
+"""Concurrency limits (``enqueue(..., max_running=N, limit_key=...)``) on a real server with
+two real workers, both backends: the limit holds across workers, waits are not attempts,
+and a SIGKILLed worker's slot comes back."""
+
+from __future__ import annotations
+
+import signal
+
+import anyio
+import pytest
+
+import naq
+
+from . import jobs
+from .conftest import running_worker, start_worker_process
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_limit_of_two_per_key_holds_across_two_workers(client, nats_url, queue_name):
+    key, other = f"{queue_name}-tenant-42", f"{queue_name}-tenant-7"
+    async with (
+        running_worker(nats_url, [queue_name], concurrency=10) as first,
+        running_worker(nats_url, [queue_name], concurrency=10) as second,
+    ):
+        limited = [
+            await client.enqueue(
+                jobs.limit_probe, key, 0.2, queue=queue_name, max_running=2, limit_key=key
+            )
+            for _ in range(12)
+        ]
+        others = [
+            await client.enqueue(
+                jobs.limit_probe, other, 0.2, queue=queue_name, max_running=2, limit_key=other
+            )
+            for _ in range(4)
+        ]
+        for job in [*limited, *others]:
+            assert await job.result(timeout=60) in (key, other)
+        assert first.processed + second.processed == 16  # waits are not runs
+    assert jobs.probe_most(key) <= 2
+    assert jobs.probe_most(other) <= 2
+    records = [await job.refresh() for job in limited]
+    assert {r.attempts for r in records} == {1}  # waiting is not an attempt
+    assert {(r.max_running, r.limit_key) for r in records} == {(2, key)}
+
+
+async def test_the_limit_key_defaults_to_the_function(client, nats_url, queue_name):
+    job = await client.enqueue(jobs.add, 1, 2, queue=queue_name, max_running=1)
+    assert (await job.refresh()).limit_key == "tests.jobs:add"
+    async with running_worker(nats_url, [queue_name]):
+        assert await job.result(timeout=20) == 3
+
+
+async def test_bad_limit_options_are_refused(client, queue_name):
+    with pytest.raises(naq.ConfigurationError, match="max_running must be"):
+        await client.enqueue(jobs.add, 1, 1, queue=queue_name, max_running=0)
+    with pytest.raises(naq.ConfigurationError, match="limit_key goes with max_running="):
+        await client.enqueue(jobs.add, 1, 1, queue=queue_name, limit_key="k")
+    assert await client.queue(queue_name).count() == 0
+
+
+async def test_a_killed_workers_slot_comes_back(client, nats_url, queue_name):
+    key = f"{queue_name}-solo"
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listeners:
+        listener = listeners.listeners[0]
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        stuck = await client.enqueue(
+            jobs.wait_for_gate, port, queue=queue_name, max_running=1, limit_key=key
+        )
+        worker = start_worker_process(nats_url, [queue_name], "--ack-wait", "2")
+        try:
+            gate = await listener.accept()  # the job runs in the worker, holding the slot
+            with anyio.fail_after(10):  # and its start is stored (a run counts from there)
+                while (await stuck.refresh()).status is not naq.JobStatus.STARTED:
+                    await anyio.sleep(0.01)
+            worker.send_signal(signal.SIGKILL)
+            await anyio.to_thread.run_sync(worker.wait)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+        await gate.aclose()
+        after = await client.enqueue(jobs.add, 2, 2, queue=queue_name, max_running=1, limit_key=key)
+        # The slot's TTL is the killed worker's ack wait (2 s): both jobs then run, one
+        # after the other in either order, the stuck one again (its message comes back
+        # after the consumer's ack wait, which this worker sets: 2 s too).
+        async with (
+            running_worker(nats_url, [queue_name], ack_wait=2),
+            anyio.create_task_group() as tg,
+        ):
+            tg.start_soon(_open_gate, listener)
+            assert await after.result(timeout=30) == 4
+            assert await stuck.result(timeout=30) == "opened"
+        assert (await stuck.refresh()).attempts == 2  # the killed run and this one
+
+
+async def _open_gate(listener: anyio.abc.SocketListener) -> None:
+    """Let the gate job through when it runs again."""
+    async with await listener.accept() as gate:
+        await gate.send(b"x")
