@@ -1,7 +1,8 @@
-"""What concurrency limits cost the worker: one asyncio worker at ``concurrency=100`` drains
-5,000 noop ``async def`` jobs enqueued without ``max_running=``, with a limit never reached
-(``max_running=1000``: every start takes and every end gives back a slot), and with a
-limit that binds (``max_running=10``: the jobs over it wait and come back).
+"""What limits cost the worker: one asyncio worker at ``concurrency=100`` drains 5,000 noop
+``async def`` jobs enqueued without limits; with ``max_running=1000``, never reached (every
+start takes and every end gives back a slot); with ``max_running=10``, which binds (jobs over
+it wait and come back); with ``rate_limit="100000/s"``, never reached (every start is counted
+in the key's one rate lock); and with ``rate_limit="500/s"``, which binds.
 
     python -m benchmarks.limits            # 5,000 jobs, 3 rounds
     python -m benchmarks.limits --quick    # 1,000 jobs, one round
@@ -24,25 +25,30 @@ from naq.server import EmbeddedServer
 from ._naq_paths import drain_queue, fill_queue
 
 CONCURRENCY = 100
-VARIANTS = {"no limit": None, "limit never reached": 1_000, "max_running=10": 10}
+VARIANTS: dict[str, dict[str, object]] = {
+    "no limit": {},
+    "max_running never reached": {"max_running": 1_000},
+    "max_running=10": {"max_running": 10},
+    "rate_limit never reached": {"rate_limit": "100000/s"},
+    "rate_limit=500/s": {"rate_limit": "500/s"},
+}
 
 
-async def _run(url: str, jobs: int, max_running: int | None) -> float:
-    options = {} if max_running is None else {"max_running": max_running}
+async def _run(url: str, jobs: int, options: dict[str, object]) -> float:
     queue, ids = await fill_queue(url, jobs, **options)
     return await drain_queue(url, queue, ids, CONCURRENCY)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="The worker's cost of max_running=.")
+    parser = argparse.ArgumentParser(description="The worker's cost of limits.")
     parser.add_argument("--quick", action="store_true", help="1,000 jobs, one round")
     args = parser.parse_args()
     jobs, rounds = (1_000, 1) if args.quick else (5_000, 3)
     rates: dict[str, list[float]] = {name: [] for name in VARIANTS}
     with EmbeddedServer() as server:
         for _ in range(rounds):
-            for name, max_running in VARIANTS.items():
-                rate = anyio.run(_run, server.url, jobs, max_running)
+            for name, options in VARIANTS.items():
+                rate = anyio.run(_run, server.url, jobs, options)
                 rates[name].append(rate)
                 print(f"  {name}: {rate:,.0f} jobs/s", file=sys.stderr, flush=True)
     base = rates["no limit"]

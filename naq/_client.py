@@ -26,7 +26,7 @@ from ._events import EventStream
 from ._ids import new_job_id
 from ._job import Job, R_co
 from ._lifecycle import cancel, defer
-from ._limits import check_max_running
+from ._limits import check_limits
 from ._record import JobRecord, JobStatus, StatusChange, decode_record, encode_record
 from ._retry import Retry
 from ._schedules import Schedule, ScheduleStatus, Scheduling, make_trigger
@@ -189,6 +189,7 @@ class Client:
         unique: Unique | str | None = None,
         unique_key: str | None = None,
         max_running: int | None = None,
+        rate_limit: str | None = None,
         limit_key: str | None = None,
         **kwargs: Any,
     ) -> Job[R]:
@@ -219,6 +220,7 @@ class Client:
             unique=unique,
             unique_key=unique_key,
             max_running=max_running,
+            rate_limit=rate_limit,
             limit_key=limit_key,
         )
 
@@ -242,6 +244,7 @@ class Client:
         unique: Unique | str | None = None,
         unique_key: str | None = None,
         max_running: int | None = None,
+        rate_limit: str | None = None,
         limit_key: str | None = None,
     ) -> Job[R]:
         """Like :meth:`enqueue`, with args and kwargs passed explicitly (no name clashes).
@@ -267,6 +270,7 @@ class Client:
             unique=unique,
             unique_key=unique_key,
             max_running=max_running,
+            rate_limit=rate_limit,
             limit_key=limit_key,
         )
         record = self._new_record(func, args, kwargs or {}, job_id, options)
@@ -597,7 +601,10 @@ class Client:
             if options.unique is None
             else options.unique_key or default_unique_key(func_name, payload),
             max_running=options.max_running,
-            limit_key=None if options.max_running is None else options.limit_key or func_name,
+            rate_limit=options.rate_limit,
+            limit_key=options.limit_key or func_name
+            if options.max_running is not None or options.rate_limit is not None
+            else None,
         )
 
 
@@ -630,6 +637,7 @@ class _Options:
     unique: Unique | None
     unique_key: str | None
     max_running: int | None
+    rate_limit: str | None
     limit_key: str | None
 
     @classmethod
@@ -648,6 +656,7 @@ class _Options:
         unique: Unique | str | None = None,
         unique_key: str | None = None,
         max_running: int | None = None,
+        rate_limit: str | None = None,
         limit_key: str | None = None,
     ) -> _Options:
         """Check and convert the options a caller gave; the ones not given are defaults."""
@@ -663,7 +672,8 @@ class _Options:
             meta=get_serializer("json").encode_value(dict(meta)) if meta else {},
             unique=unique_option(unique),
             unique_key=_unique_key(unique, unique_key),
-            max_running=check_max_running(max_running, limit_key),
+            max_running=check_limits(max_running, rate_limit, limit_key),
+            rate_limit=rate_limit,
             limit_key=limit_key,
         )
 

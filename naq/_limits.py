@@ -1,11 +1,14 @@
-"""Concurrency limits: at most N jobs with one limit key run at once, across every worker.
+"""Limits across every worker: at most N jobs of one limit key running at once, and at most
+N starts of one key per period.
 
-``enqueue(..., max_running=N, limit_key=None)`` (the key defaults to the function's name).
-Before such a job runs, its worker takes one of N slot locks (``slot.<digest>.<n>`` in the
-``naq_locks`` bucket) by compare-and-set. With none free it hands the message back to the
-server with a short delay (a nak) and takes other work: a job over its limit waits without
-holding a worker slot. Its attempts count runs, not waits: the attempt is read from the
-job's stored record (the runs it had), not from the delivery count, which waits raise.
+``enqueue(..., max_running=N, rate_limit="N/s", limit_key=None)`` (the key defaults to the
+function's name). Before such a job runs, its worker takes one of N slot locks
+(``slot.<digest>.<n>`` in the ``NAQ_LOCKS`` stream) by compare-and-set, and records its start
+in the key's rate lock (``rate.<digest>``: the start times of the last period, compare-and-set
+too). Over either limit, it hands the message back to the server with a delay (a nak) and
+takes other work: the job waits without holding a worker slot. Its attempts count runs, not
+waits: the attempt is read from the job's stored record (the runs it had), not from the
+delivery count, which waits raise.
 
 A slot carries a TTL of the worker's ack wait and is renewed while its job runs (every
 third of it). It is given back when the job ends; a worker killed while it holds one loses
@@ -17,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
+import time
 from typing import TYPE_CHECKING, Final
 
 import anyio
@@ -32,11 +37,14 @@ if TYPE_CHECKING:
     from ._connection import Connection
     from ._record import JobRecord
 
-__all__ = ["WAIT_DELAY", "ConcurrencyLimits", "check_max_running", "wait_delay"]
+__all__ = ["WAIT_DELAY", "JobLimits", "check_limits", "parse_rate", "wait_delay"]
 
 WAIT_DELAY: Final = 0.5
 """Seconds a job over its limit waits before it is delivered again (times 1 to 2, at random,
 so waiting jobs do not all come back at once)."""
+_RATE = re.compile(r"(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*([smh])")
+_RATE_JITTER: Final = 0.05
+"""Seconds at most added at random to a rate-limited job's wait, so waiters spread out."""
 _TRIES: Final = 8
 """Slots a start tries (one after another from a random one) before it waits like a job
 over its limit. A limit of up to 8 has every slot tried; above, a job may wait while one
@@ -46,17 +54,50 @@ FINAL_RELEASE_TIMEOUT: Final = 5.0
 """Seconds a stopping worker gives back its slots in, before their TTL does it."""
 
 
-def check_max_running(max_running: int | None, limit_key: str | None) -> int | None:
-    """The ``max_running=`` option, checked (``limit_key`` needs it)."""
+def check_limits(
+    max_running: int | None, rate_limit: str | None, limit_key: str | None
+) -> int | None:
+    """The ``max_running=``, ``rate_limit=`` and ``limit_key=`` options, checked; returns
+    ``max_running``."""
+    if rate_limit is not None:
+        parse_rate(rate_limit)
     if max_running is None:
-        if limit_key is not None:
-            raise ConfigurationError("limit_key goes with max_running=")
+        if limit_key is not None and rate_limit is None:
+            raise ConfigurationError("limit_key goes with max_running= or rate_limit=")
+        if limit_key is not None and (not isinstance(limit_key, str) or not limit_key):
+            raise ConfigurationError(f"limit_key must be a non-empty string, got {limit_key!r}")
         return None
     if isinstance(max_running, bool) or not isinstance(max_running, int) or max_running < 1:
         raise ConfigurationError(f"max_running must be a whole number >= 1, got {max_running!r}")
     if limit_key is not None and (not isinstance(limit_key, str) or not limit_key):
         raise ConfigurationError(f"limit_key must be a non-empty string, got {limit_key!r}")
     return max_running
+
+
+def parse_rate(text: str) -> tuple[int, float]:
+    """``"5/s"``, ``"100/m"``, ``"1000/h"``, ``"3/10s"``: (starts, period in seconds)."""
+    match = _RATE.fullmatch(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise ConfigurationError(
+            f"rate_limit must read like '5/s', '100/m', '1000/h' or '3/10s', got {text!r}"
+        )
+    starts, amount, unit = int(match[1]), float(match[2] or 1), match[3]
+    period = amount * {"s": 1, "m": 60, "h": 3600}[unit]
+    if starts < 1 or period <= 0:
+        raise ConfigurationError(f"rate_limit needs at least 1 start per period, got {text!r}")
+    return starts, period
+
+
+def _start_times(data: bytes) -> list[float]:
+    """The start times a rate lock holds (none when it is free or unreadable)."""
+    if not data:
+        return []
+    try:
+        times = json.loads(data)
+    except ValueError:
+        logger.warning("replacing an unreadable rate lock")
+        return []
+    return [t for t in times if isinstance(t, int | float)] if isinstance(times, list) else []
 
 
 def wait_delay() -> float:
@@ -70,8 +111,9 @@ class _Slot:
     sequence: int
 
 
-class ConcurrencyLimits:
-    """A worker's slots: taken before a limited job runs, renewed, and given back."""
+class JobLimits:
+    """A worker's side of limits: slots taken before a limited job runs, renewed and given
+    back; starts recorded against rate limits."""
 
     def __init__(self, connection: Connection, worker_id: str, ttl: float) -> None:
         self._connection = connection
@@ -80,11 +122,52 @@ class ConcurrencyLimits:
         self._held: dict[str, _Slot] = {}
         self._to_release: list[_Slot] = []
         self._released = anyio.Event()
+        self._counting: dict[str, anyio.Lock] = {}
+        """One lock per rate-limit key this worker has counted starts of."""
 
     @property
     def held(self) -> int:
         """Slots this worker holds now."""
         return len(self._held)
+
+    async def admit(self, record: JobRecord) -> float | None:
+        """Let a limited job start (its slot taken, its start counted): None; else the
+        seconds it should wait before it is tried again."""
+        if record.max_running is not None and not await self.acquire(record):
+            return wait_delay()
+        if record.rate_limit is not None:
+            wait = await self._count_start(record, *parse_rate(record.rate_limit))
+            if wait is not None:
+                self.release(record.id)
+                return wait
+        return None
+
+    async def _count_start(self, record: JobRecord, starts: int, period: float) -> float | None:
+        """Record a start in the key's rate lock if fewer than ``starts`` were made in the last
+        ``period`` seconds: None; else the seconds until the oldest of them leaves the window."""
+        assert record.limit_key is not None
+        key = f"rate.{hashlib.sha256(record.limit_key.encode()).hexdigest()[:40]}"
+        # One count at a time per key in this worker: its runners would otherwise race each
+        # other for the key's one lock, and lose almost every time.
+        local = self._counting.get(key)
+        if local is None:
+            local = self._counting[key] = anyio.Lock()
+        async with local:
+            return await self._count_start_now(key, starts, period)
+
+    async def _count_start_now(self, key: str, starts: int, period: float) -> float | None:
+        locks = self._connection.transport.locks
+        for _ in range(_TRIES):
+            data, sequence = await self._connection.call(locks.read, key)
+            now = time.time()
+            recent = [t for t in _start_times(data) if now - t < period]
+            if len(recent) >= starts:
+                return min(recent) + period - now + random.random() * _RATE_JITTER
+            body = json.dumps([*recent, now]).encode()
+            taken = await self._connection.call(locks.take, key, body, period, sequence)
+            if taken is not None:
+                return None
+        return wait_delay()  # crowded: others were counting starts of this key meanwhile
 
     async def acquire(self, record: JobRecord) -> bool:
         """Take a free slot of ``record``'s limit key; False when none was free."""

@@ -123,6 +123,8 @@ class JobRecord:
     """The key it was kept unique by (given, or its function and arguments)."""
     max_running: int | None = None
     """At most this many jobs with its ``limit_key`` run at once, across all workers."""
+    rate_limit: str | None = None
+    """At most this many starts per period with its ``limit_key`` (``"5/s"``), all workers."""
     limit_key: str | None = None
     """The key its limits count by (given, or its function's name)."""
 
@@ -258,6 +260,8 @@ def encode_record(record: JobRecord) -> bytes:
         data["unique_key"] = record.unique_key
     if record.max_running is not None:
         data["max_running"] = record.max_running
+    if record.rate_limit is not None:
+        data["rate_limit"] = record.rate_limit
     if record.limit_key is not None:
         data["limit_key"] = record.limit_key
     return _dumps(data).encode()
@@ -365,5 +369,6 @@ def _record_from_dict(raw: dict[str, Any]) -> JobRecord:
         unique=_optional(str, raw.get("unique")),
         unique_key=_optional(str, raw.get("unique_key")),
         max_running=_optional(int, raw.get("max_running")),
+        rate_limit=_optional(str, raw.get("rate_limit")),
         limit_key=_optional(str, raw.get("limit_key")),
     )

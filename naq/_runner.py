@@ -25,7 +25,7 @@ from ._errors import ConfigurationError, SerializationError
 from ._execution import execute, is_async_callable
 from ._hooks import JobHooks
 from ._job_threads import JobThreads
-from ._limits import ConcurrencyLimits, wait_delay
+from ._limits import JobLimits
 from ._metrics import UNKNOWN_FUNCTION, WorkerMetrics
 from ._outcome import Outcome, error_info
 from ._record import (
@@ -170,8 +170,8 @@ class JobRunner:
         """The worker's job hooks, if it has any (None costs the hot path one test)."""
         self.metrics: WorkerMetrics | None = None
         """Counts starts, outcomes and run/wait times when the worker has metrics."""
-        self.limits: ConcurrencyLimits | None = None
-        """The worker's concurrency slots, set once connected."""
+        self.limits: JobLimits | None = None
+        """The worker's side of limits (``max_running``, ``rate_limit``), set once connected."""
 
     @property
     def running_count(self) -> int:
@@ -224,16 +224,12 @@ class JobRunner:
             func, args, kwargs = serializer.decode_call(record.func_name, record.payload)
         except (SerializationError, ConfigurationError) as exc:
             return self._failed(record, attempt, error_info(exc), delivery, retry=False)
-        limits = self.limits if record.max_running is not None else None
+        limits = self.limits if record.limit_key is not None else None
         if limits is not None:
-            if not await limits.acquire(record):
+            wait = await limits.admit(record)
+            if wait is not None:
                 return Update(
-                    None,
-                    delivery,
-                    nak_delay=wait_delay(),
-                    job_id=record.id,
-                    queue=queue,
-                    waiting=True,
+                    None, delivery, nak_delay=wait, job_id=record.id, queue=queue, waiting=True
                 )
             if attempt > 1:  # waits raise num_delivered: count the runs it had instead
                 attempt = await limits.runs_before(record.id) + 1

@@ -28,7 +28,7 @@ from ._history import HISTORY_INTERVAL, history_loop
 from ._hooks import JobHooks, WorkerHooks, combine_hooks, run_shutdown, run_startup
 from ._job_threads import JobThreads
 from ._lifecycle import dependency_results, jobs_ended
-from ._limits import ConcurrencyLimits
+from ._limits import JobLimits
 from ._metrics import WorkerMetrics
 from ._processes._memory import check_memory_limit, rss_mib
 from ._record import JobRecord
@@ -247,7 +247,7 @@ class Worker:
             await service.start(self._heartbeat)
             await service.start(self._history)
             assert self._connection is not None
-            limits = ConcurrencyLimits(self._connection, self.id, self.ack_wait)
+            limits = JobLimits(self._connection, self.id, self.ack_wait)
             await service.start(limits.run)
             self._jobs.limits = limits
             async with anyio.create_task_group() as core:

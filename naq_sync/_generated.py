@@ -227,6 +227,7 @@ class Client(BlockingTwin):
         unique: Unique | str | None = None,
         unique_key: str | None = None,
         max_running: int | None = None,
+        rate_limit: str | None = None,
         limit_key: str | None = None,
         **kwargs: Any,
     ) -> Job[R]:
@@ -259,6 +260,7 @@ class Client(BlockingTwin):
                     unique=unique,
                     unique_key=unique_key,
                     max_running=max_running,
+                    rate_limit=rate_limit,
                     limit_key=limit_key,
                 ),
                 **kwargs,
@@ -284,6 +286,7 @@ class Client(BlockingTwin):
         unique: Unique | str | None = None,
         unique_key: str | None = None,
         max_running: int | None = None,
+        rate_limit: str | None = None,
         limit_key: str | None = None,
     ) -> Job[R]:
         """Like :meth:`enqueue`, with args and kwargs passed explicitly (no name clashes).
@@ -312,6 +315,7 @@ class Client(BlockingTwin):
                     unique=unique,
                     unique_key=unique_key,
                     max_running=max_running,
+                    rate_limit=rate_limit,
                     limit_key=limit_key,
                 )
             )
@@ -672,6 +676,7 @@ def enqueue(
     unique: Unique | str | None = None,
     unique_key: str | None = None,
     max_running: int | None = None,
+    rate_limit: str | None = None,
     limit_key: str | None = None,
     **kwargs: Any,
 ) -> Job[R]:
@@ -703,6 +708,7 @@ def enqueue(
         unique=unique,
         unique_key=unique_key,
         max_running=max_running,
+        rate_limit=rate_limit,
         limit_key=limit_key,
         **kwargs,
     )
@@ -726,6 +732,7 @@ def enqueue_call(
     unique: Unique | str | None = None,
     unique_key: str | None = None,
     max_running: int | None = None,
+    rate_limit: str | None = None,
     limit_key: str | None = None,
 ) -> Job[R]:
     """Like :meth:`enqueue`, with args and kwargs passed explicitly (no name clashes).
@@ -753,6 +760,7 @@ def enqueue_call(
         unique=unique,
         unique_key=unique_key,
         max_running=max_running,
+        rate_limit=rate_limit,
         limit_key=limit_key,
     )
 

@@ -1,6 +1,6 @@
-"""Concurrency limits (``enqueue(..., max_running=N, limit_key=...)``) on a real server with
-two real workers, both backends: the limit holds across workers, waits are not attempts,
-and a SIGKILLed worker's slot comes back."""
+"""Limits (``enqueue(..., max_running=N, rate_limit="N/s", limit_key=...)``) on a real server
+with two real workers, both backends: each limit holds across workers, waits are not
+attempts, and a SIGKILLed worker's slot comes back."""
 
 from __future__ import annotations
 
@@ -45,6 +45,30 @@ async def test_a_limit_of_two_per_key_holds_across_two_workers(client, nats_url,
     assert {(r.max_running, r.limit_key) for r in records} == {(2, key)}
 
 
+async def test_a_rate_limit_of_five_a_second_holds_over_thirty_jobs(client, nats_url, queue_name):
+    key = f"{queue_name}-partner-api"
+    async with (
+        running_worker(nats_url, [queue_name], concurrency=10) as first,
+        running_worker(nats_url, [queue_name], concurrency=10) as second,
+    ):
+        handles = [
+            await client.enqueue(jobs.add, i, i, queue=queue_name, rate_limit="5/s", limit_key=key)
+            for i in range(30)
+        ]
+        for i, job in enumerate(handles):
+            assert await job.result(timeout=60) == 2 * i
+        assert first.processed + second.processed == 30  # waits are not runs
+    records = [await job.refresh() for job in handles]
+    starts = sorted(r.started_at for r in records if r.started_at is not None)
+    assert len(starts) == 30
+    # Any 6 starts in a row span a second at least (less the few ms between a start being
+    # counted and its record's started_at, taken just before).
+    spans = [(starts[i + 5] - starts[i]).total_seconds() for i in range(len(starts) - 5)]
+    assert min(spans) >= 0.9, spans
+    assert {r.attempts for r in records} == {1}
+    assert {(r.rate_limit, r.limit_key) for r in records} == {("5/s", key)}
+
+
 async def test_the_limit_key_defaults_to_the_function(client, nats_url, queue_name):
     job = await client.enqueue(jobs.add, 1, 2, queue=queue_name, max_running=1)
     assert (await job.refresh()).limit_key == "tests.jobs:add"
@@ -57,6 +81,8 @@ async def test_bad_limit_options_are_refused(client, queue_name):
         await client.enqueue(jobs.add, 1, 1, queue=queue_name, max_running=0)
     with pytest.raises(naq.ConfigurationError, match="limit_key goes with max_running="):
         await client.enqueue(jobs.add, 1, 1, queue=queue_name, limit_key="k")
+    with pytest.raises(naq.ConfigurationError, match="rate_limit must read like"):
+        await client.enqueue(jobs.add, 1, 1, queue=queue_name, rate_limit="5 per second")
     assert await client.queue(queue_name).count() == 0
 
 

@@ -210,6 +210,7 @@ def test_the_options_defaults_are_unset():
         unique=None,
         unique_key=None,
         max_running=None,
+        rate_limit=None,
         limit_key=None,
     )
 

@@ -114,6 +114,7 @@ class TestRecord:
         "unique": "throttle 60s",
         "unique_key": "m:f:0123",
         "max_running": 2,
+        "rate_limit": "5/s",
         "limit_key": "tenant-42",
     }
     _REQUIRED = ("id", "queue", "func_name", "serializer", "payload", "status", "enqueued_at")
@@ -273,3 +274,22 @@ class TestJobIds:
         assert source.next() == "0" * 16 + f"{_SEQUENCE_END - 1:012x}"
         renewed = source.next()
         assert not renewed.startswith("0" * 16) and len(renewed) == 28
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [("5/s", (5, 1.0)), ("100/m", (100, 60.0)), ("1000/h", (1000, 3600.0)),
+     ("3/10s", (3, 10.0)), (" 2 / 1.5s ", (2, 1.5))],
+)  # fmt: skip
+def test_rate_limits_parse(text, parsed):
+    from naq._limits import parse_rate
+
+    assert parse_rate(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["5", "5/d", "s/5", "0/s", "5/0s", "", 5])
+def test_bad_rate_limits_are_refused(text):
+    from naq._limits import parse_rate
+
+    with pytest.raises(naq.ConfigurationError, match="rate_limit"):
+        parse_rate(text)
