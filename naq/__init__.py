@@ -7,7 +7,7 @@ async with naq.Client() as client:
 
 from loguru import logger as _logger
 
-from ._admin import Admin, QueueInfo
+from ._admin import Admin, LimitInfo, QueueInfo
 from ._client import Call, Client, Queue, call
 from ._context import JobContext, current_job
 from ._dead_letters import DeadLetter
@@ -60,6 +60,7 @@ __all__ = [
     "JobRecord",
     "JobStatus",
     "JsonSerializer",
+    "LimitInfo",
     "NaqConnectionError",
     "NaqError",
     "PickleSerializer",

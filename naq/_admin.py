@@ -25,7 +25,7 @@ from ._time import utcnow
 from ._transport import check_queue_name, names, stored_jobs
 from ._twin import unwrap
 
-__all__ = ["Admin", "PurgeNotice", "PurgeNotices", "QueueInfo"]
+__all__ = ["Admin", "LimitInfo", "PurgeNotice", "PurgeNotices", "QueueInfo"]
 
 
 @attrs.frozen(kw_only=True)
@@ -38,6 +38,18 @@ class QueueInfo:
     pending: int
     in_progress: int
     throughput: float
+    workers: list[str]
+
+
+@attrs.frozen(kw_only=True)
+class LimitInfo:
+    """One limit key now, from the live workers' heartbeats: ``running`` jobs hold a slot
+    (``max_running``), ``waiting`` jobs were sent back to wait on a limit and are not due
+    back yet; ``workers`` are the ids of the workers that reported them."""
+
+    key: str
+    running: int
+    waiting: int
     workers: list[str]
 
 
@@ -58,6 +70,31 @@ class Admin:
             except SerializationError as exc:
                 logger.warning("skipping a worker heartbeat: {}", exc)
         return sorted(workers, key=lambda w: w.id)
+
+    async def limits(self) -> list[LimitInfo]:
+        """Limit keys with jobs running in a slot or waiting on a limit, by key (as fresh as
+        the workers' heartbeats)."""
+        running: dict[str, int] = {}
+        waiting: dict[str, int] = {}
+        reporters: dict[str, list[str]] = {}
+        for worker in await self.workers():
+            for counts, into in (
+                (worker.limited_running, running),
+                (worker.limited_waiting, waiting),
+            ):
+                for key, count in counts.items():
+                    into[key] = into.get(key, 0) + count
+                    if worker.id not in reporters.setdefault(key, []):
+                        reporters[key].append(worker.id)
+        return [
+            LimitInfo(
+                key=key,
+                running=running.get(key, 0),
+                waiting=waiting.get(key, 0),
+                workers=reporters[key],
+            )
+            for key in sorted(reporters)
+        ]
 
     async def queues(self, names: Sequence[str] | None = None) -> list[QueueInfo]:
         """The named queues, or every queue that ever had a job or a worker, with their

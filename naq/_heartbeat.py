@@ -90,6 +90,10 @@ class WorkerInfo:
     last_heartbeat: datetime
     heartbeat_interval: float
     parent: int | None = None
+    limited_running: dict[str, int] = attrs.Factory(dict)
+    """Per limit key (``max_running``), the jobs running here in a slot."""
+    limited_waiting: dict[str, int] = attrs.Factory(dict)
+    """Per limit key, the jobs this worker sent back to wait on a limit, not yet due back."""
 
 
 _converter = make_converter()
@@ -155,13 +159,15 @@ async def heartbeat_loop(
     stopping: Callable[[], bool],
     parent: int | None = None,
     metrics: WorkerMetrics | None = None,
+    limit_counts: Callable[[], tuple[dict[str, int], dict[str, int]]] | None = None,
     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Write the worker's heartbeat every ``interval`` seconds until cancelled, then delete it;
     every ``BUSY_BEAT`` seconds while jobs start or end, so live counters are never staler.
 
     A failed write is logged and retried at the next beat; the TTL covers two misses.
-    ``metrics`` shows the worker up (``naq_worker_up``) while this runs.
+    ``metrics`` shows the worker up (``naq_worker_up``) while this runs; ``limit_counts``
+    gives the jobs running and waiting per limit key.
     """
     admin = connection.transport.admin
     key = worker_key(worker_id)
@@ -183,8 +189,11 @@ async def heartbeat_loop(
         metrics.worker_up(worker_id, True)
     try:
         while True:
+            limited_running, limited_waiting = limit_counts() if limit_counts else ({}, {})
             info = WorkerInfo(
                 **base,
+                limited_running=limited_running,
+                limited_waiting=limited_waiting,
                 running=stats.running,
                 processed=stats.processed,
                 failed=stats.failed,

@@ -109,6 +109,7 @@ def wait_delay() -> float:
 class _Slot:
     key: str
     sequence: int
+    limit_key: str
 
 
 class JobLimits:
@@ -122,6 +123,8 @@ class JobLimits:
         self._held: dict[str, _Slot] = {}
         self._to_release: list[_Slot] = []
         self._released = anyio.Event()
+        self._waiting: dict[str, dict[str, float]] = {}
+        """limit key -> the jobs sent back to wait -> when they are due back (loop time)."""
         self._counting: dict[str, anyio.Lock] = {}
         """One lock per rate-limit key this worker has counted starts of."""
 
@@ -133,14 +136,38 @@ class JobLimits:
     async def admit(self, record: JobRecord) -> float | None:
         """Let a limited job start (its slot taken, its start counted): None; else the
         seconds it should wait before it is tried again."""
+        wait = None
         if record.max_running is not None and not await self.acquire(record):
-            return wait_delay()
-        if record.rate_limit is not None:
+            wait = wait_delay()
+        elif record.rate_limit is not None:
             wait = await self._count_start(record, *parse_rate(record.rate_limit))
             if wait is not None:
                 self.release(record.id)
-                return wait
-        return None
+        assert record.limit_key is not None
+        waiting = self._waiting.setdefault(record.limit_key, {})
+        if wait is None:
+            waiting.pop(record.id, None)
+        else:  # counted as waiting until it is due back (and a second more)
+            waiting[record.id] = anyio.current_time() + wait + 1.0
+        return wait
+
+    def counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Per limit key: the jobs running here in a slot, and the jobs this worker sent
+        back to wait that are not due back yet (for heartbeats: ``naq info``)."""
+        running: dict[str, int] = {}
+        for slot in self._held.values():
+            running[slot.limit_key] = running.get(slot.limit_key, 0) + 1
+        now = anyio.current_time()
+        waiting: dict[str, int] = {}
+        for key, jobs in list(self._waiting.items()):
+            for job_id, due in list(jobs.items()):
+                if due < now:
+                    del jobs[job_id]  # taken since, here or by another worker
+            if jobs:
+                waiting[key] = len(jobs)
+            else:
+                del self._waiting[key]
+        return running, waiting
 
     async def _count_start(self, record: JobRecord, starts: int, period: float) -> float | None:
         """Record a start in the key's rate lock if fewer than ``starts`` were made in the last
@@ -184,7 +211,7 @@ class JobLimits:
             key = f"{prefix}.{(start + i) % record.max_running}"
             taken = await self._connection.call(take_free, key, mine, self._ttl)
             if taken is not None:
-                self._held[record.id] = _Slot(key, taken)
+                self._held[record.id] = _Slot(key, taken, record.limit_key)
                 return True
         return False
 
@@ -263,6 +290,6 @@ class JobLimits:
                 )
                 self._held.pop(job_id, None)
             elif job_id in self._held:
-                self._held[job_id] = _Slot(slot.key, renewed)
+                self._held[job_id] = _Slot(slot.key, renewed, slot.limit_key)
             else:  # its job ended while this renewal was on its way
-                self._to_release.append(_Slot(slot.key, renewed))
+                self._to_release.append(_Slot(slot.key, renewed, slot.limit_key))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ._admin import QueueInfo
+from ._admin import LimitInfo, QueueInfo
 from ._dead_letters import DeadLetter
 from ._heartbeat import WorkerInfo
 from ._record import ErrorInfo, JobRecord
@@ -30,6 +30,7 @@ __all__ = [
     "iso_time",
     "job_summary_view",
     "job_view",
+    "limit_view",
     "queue_view",
     "schedule_view",
     "worker_view",
@@ -118,6 +119,16 @@ def job_view(record: JobRecord) -> dict[str, Any]:
         "result": result,
         "error": _error(record.error, traceback=True),
         "history": [{"status": h.status.value, "at": iso_time(h.at)} for h in record.history],
+    }
+
+
+def limit_view(info: LimitInfo) -> dict[str, Any]:
+    """One limit key: jobs running in a slot, jobs waiting on a limit, reporting workers."""
+    return {
+        "key": info.key,
+        "running": info.running,
+        "waiting": info.waiting,
+        "workers": list(info.workers),
     }
 
 

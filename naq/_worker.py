@@ -546,8 +546,13 @@ class Worker:
             stopping=lambda: self._stop_requested,
             parent=self.parent,
             metrics=self.metrics,
+            limit_counts=self._limit_counts,
             task_status=task_status,
         )
+
+    def _limit_counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        limits = self._jobs.limits
+        return limits.counts() if limits is not None else ({}, {})
 
     async def _history(self, *, task_status: TaskStatus[None]) -> None:
         """Store the runs ended per queue for ``Admin.throughput_history`` (counted from

@@ -22,6 +22,7 @@ from naq import (
     Event,
     JobRecord,
     JobStatus,
+    LimitInfo,
     QueueInfo,
     Retry,
     Schedule,
@@ -581,6 +582,11 @@ class Admin(BlockingTwin):
     def workers(self) -> list[WorkerInfo]:
         """Live workers, by id; a worker whose heartbeat expired (killed) is not listed."""
         return run_blocking(self._async.workers)
+
+    def limits(self) -> list[LimitInfo]:
+        """Limit keys with jobs running in a slot or waiting on a limit, by key (as fresh as
+        the workers' heartbeats)."""
+        return run_blocking(self._async.limits)
 
     def queues(self, names: Sequence[str] | None = None) -> list[QueueInfo]:
         """The named queues, or every queue that ever had a job or a worker, with their

@@ -4,7 +4,10 @@ attempts, and a SIGKILLed worker's slot comes back."""
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
+import sys
 
 import anyio
 import pytest
@@ -12,7 +15,8 @@ import pytest
 import naq
 
 from . import jobs
-from .conftest import running_worker, start_worker_process
+from .conftest import ROOT, running_worker, start_worker_process
+from .dashboardtools import http, running_dashboard
 
 pytestmark = pytest.mark.anyio
 
@@ -67,6 +71,47 @@ async def test_a_rate_limit_of_five_a_second_holds_over_thirty_jobs(client, nats
     assert min(spans) >= 0.9, spans
     assert {r.attempts for r in records} == {1}
     assert {(r.rate_limit, r.limit_key) for r in records} == {("5/s", key)}
+
+
+async def test_running_and_waiting_jobs_are_shown_per_key(client, nats_url, queue_name):
+    """Admin.limits(), naq info --json and the dashboard's overview, from heartbeats."""
+    key = f"{queue_name}-shown"
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listeners:
+        listener = listeners.listeners[0]
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with running_worker(nats_url, [queue_name], heartbeat_interval=0.5) as worker:
+            gated = await client.enqueue(
+                jobs.wait_for_gate, port, queue=queue_name, max_running=1, limit_key=key
+            )
+            gate = await listener.accept()
+            waiting = [
+                await client.enqueue(jobs.add, i, i, queue=queue_name, max_running=1, limit_key=key)
+                for i in range(3)
+            ]
+            expected = naq.LimitInfo(key=key, running=1, waiting=3, workers=[worker.id])
+            with anyio.fail_after(20):
+                while expected not in await naq.Admin(client).limits():
+                    await anyio.sleep(0.05)
+            shown = await anyio.to_thread.run_sync(_info_json, nats_url)
+            assert {"key": key, "running": 1, "waiting": 3, "workers": [worker.id]} in shown
+            async with running_dashboard(client) as base:
+                overview = (await http("GET", base + "/api/overview")).json()
+            assert key in [limit["key"] for limit in overview["limits"]]
+            await gate.send(b"x")
+            assert await gated.result(timeout=20) == "opened"
+            assert [await job.result(timeout=20) for job in waiting] == [0, 2, 4]
+
+
+def _info_json(url: str) -> list[dict]:
+    result = subprocess.run(
+        [sys.executable, "-m", "naq", "info", "--json", "--url", url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(result.stdout)["limits"]
 
 
 async def test_the_limit_key_defaults_to_the_function(client, nats_url, queue_name):

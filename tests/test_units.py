@@ -210,8 +210,8 @@ def test_public_api_is_pinned():
         [
             "Admin", "Bucket", "Call", "Client", "ConfigurationError", "ConnectOptions",
             "DeadLetter", "EnqueueError", "ErrorInfo", "Event", "EventStream", "Job", "JobCanceled",
-            "JobContext", "JobFailed", "JobNotFound", "JobRecord", "JobStatus",
-            "JsonSerializer", "NaqConnectionError", "NaqError", "PickleSerializer", "Queue",
+            "JobContext", "JobFailed", "JobNotFound", "JobRecord", "JobStatus", "JsonSerializer",
+            "LimitInfo", "NaqConnectionError", "NaqError", "PickleSerializer", "Queue",
             "QueueInfo", "ResultTimeout", "Retry", "Schedule", "ScheduleNotFound",
             "ScheduleStatus", "Scheduler", "SerializationError", "Serializer", "StatusChange",
             "Unique", "Worker", "WorkerHooks", "WorkerInfo", "WorkerMetrics", "__version__", "call",

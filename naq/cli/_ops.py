@@ -9,12 +9,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from .._admin import Admin, QueueInfo
+from .._admin import Admin, LimitInfo, QueueInfo
 from .._client import Client
 from .._heartbeat import WorkerInfo
 from .._settings import ConnectOptions
 from .._time import utcnow
-from .._views import queue_view, worker_view
+from .._views import limit_view, queue_view, worker_view
 from . import app
 from ._common import check_queues, naq_command, run
 from ._output import Listing, console, print_json
@@ -81,10 +81,10 @@ def list_workers(
 
 async def _info(
     options: ConnectOptions, queues: list[str] | None
-) -> tuple[list[QueueInfo], list[WorkerInfo]]:
+) -> tuple[list[QueueInfo], list[WorkerInfo], list[LimitInfo]]:
     async with Client(connect_options=options) as client:
         admin = Admin(client)
-        return await admin.queues(queues), await admin.workers()
+        return await admin.queues(queues), await admin.workers(), await admin.limits()
 
 
 @naq_command(app)
@@ -100,13 +100,15 @@ def info(
     ] = None,
     json: JsonOption = False,
 ) -> None:
-    """Show each queue: pending, in progress, jobs/s, workers."""
-    queue_infos, workers = run(_info, options, queues or None)
+    """Show each queue: pending, in progress, jobs/s, workers; and each limit key with jobs
+    running in a slot or waiting on a limit."""
+    queue_infos, workers, limits = run(_info, options, queues or None)
     if json:
         print_json(
             {
                 "queues": [queue_view(q) for q in queue_infos],
                 "workers": [worker_view(w) for w in workers],
+                "limits": [limit_view(limit) for limit in limits],
             }
         )
         return
@@ -119,6 +121,16 @@ def info(
             q.name, str(q.pending), str(q.in_progress), f"{q.throughput:g}", str(len(q.workers))
         )
     table.print()
+    if limits:
+        limit_table = Listing(title=f"{len(limits)} limit key(s) in use")
+        limit_table.id_column("limit key")
+        for column in ("running", "waiting", "workers"):
+            limit_table.text_column(column, right=True)
+        for limit in limits:
+            limit_table.add_row(
+                limit.key, str(limit.running), str(limit.waiting), str(len(limit.workers))
+            )
+        limit_table.print()
 
 
 async def _purge(options: ConnectOptions, queues: list[str], progress: Progress) -> dict[str, int]:

@@ -32,6 +32,7 @@ from .._views import (
     dead_letter_view,
     history_view,
     job_view,
+    limit_view,
     queue_view,
     schedule_view,
     worker_view,
@@ -142,10 +143,12 @@ def create_app(
         queues = await admin.queues()
         workers = await admin.workers()
         letters = await client.dead_letters()
+        limits = await admin.limits()
         return JSONResponse(
             {
                 "queues": [queue_view(q) for q in queues],
                 "workers": [worker_view(w) for w in workers],
+                "limits": [limit_view(limit) for limit in limits],
                 "dead_letters": [dead_letter_view(d) for d in reversed(letters)][
                     :_DEAD_LETTERS_ON_OVERVIEW
                 ],

@@ -92,6 +92,12 @@
         h("td", {}, when(j.enqueued_at)))),
       emptyText || "No jobs yet.");
   }
+  function limitsTable(limits) {
+    return table(["Limit key", "Running#", "Waiting#", "Workers#"],
+      limits.map((l) => h("tr", { "data-limit": l.key }, h("td", {}, h("code", {}, l.key)),
+        num(l.running), num(l.waiting), num(l.workers.length))),
+      "No job runs or waits on a limit.");
+  }
   function deadLettersTable(letters) {
     return table(["Job", "Queue", "Function", "Reason", "Attempts#", "When", ""],
       letters.map((d) => h("tr", { "data-dead-letter": d.job_id }, h("td", {}, jobLink(d.job_id)),
@@ -222,7 +228,8 @@
       h("h2", {}, "Queues"), queuesTable(d.queues),
       h("h2", {}, "Recent jobs"), h("div", { id: "recent" }, jobsTable(d.recent)),
       h("h2", {}, "Recent dead letters"), h("div", { id: "dead-letters" }, deadLettersTable(d.dead_letters)),
-      h("h2", {}, "Workers"), workersTable(d.workers)]],
+      h("h2", {}, "Workers"), workersTable(d.workers),
+      h("h2", {}, "Limits"), h("div", { id: "limits" }, limitsTable(d.limits))]],
     queue: [["/api/queues/" + enc(arg), jobsQuery(arg), "/api/history?queue=" + enc(arg)], (d, jobs, hist) => [
       queuesTable([d.queue]), historyChart(hist), h("h2", {}, "Jobs"), jobList(jobs),
       h("h2", {}, "Dead letters"), deadLettersTable(d.dead_letters)]],
