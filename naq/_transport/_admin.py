@@ -88,7 +88,9 @@ class NatsAdmin:
     async def _workers(self) -> Any:
         """The heartbeat bucket, provisioned on first use (an older naq's is brought up to date)."""
         if self._workers_kv is None:
-            self._workers_kv = await self._jetstream.open_bucket(workers_bucket())
+            self._workers_kv = await self._jetstream.open_bucket(
+                workers_bucket(self._jetstream.replicas)
+            )
         return self._workers_kv
 
     async def put_heartbeat(self, key: str, value: bytes, ttl: int) -> None:

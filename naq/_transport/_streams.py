@@ -141,13 +141,15 @@ def schedules_bucket(replicas: int) -> api.KeyValueConfig:
     return _file_bucket(SCHEDULES_BUCKET, replicas, direct=False)
 
 
-def workers_bucket() -> api.KeyValueConfig:
+def workers_bucket(replicas: int) -> api.KeyValueConfig:
     """Worker heartbeats: memory storage (beats are ephemeral), per-key TTLs, direct get on
-    (the live heartbeats are read with one request)."""
+    (the live heartbeats are read with one request), replicated like the other streams (a
+    cluster that loses one node keeps listing its workers)."""
     return api.KeyValueConfig(
         bucket=WORKERS_BUCKET,
         history=1,
         storage=api.StorageType.MEMORY,
         limit_marker_ttl=WORKER_MARKER_TTL,
         direct=True,
+        replicas=replicas,
     )
