@@ -96,7 +96,8 @@ def job_summary_view(record: JobRecord) -> dict[str, Any]:
 
 
 def job_view(record: JobRecord) -> dict[str, Any]:
-    """One job: its call, options, attempts, outcome, meta, progress and history."""
+    """One job: its call, options (limits and uniqueness too), attempts, outcome, meta,
+    progress and history."""
     args, kwargs = _call(record)
     result: Any = None
     if record.result is not None:
@@ -116,6 +117,11 @@ def job_view(record: JobRecord) -> dict[str, Any]:
         "depends_on": list(record.depends_on),
         "allow_dependency_failures": record.allow_dependency_failures,
         "meta": record.meta,
+        "unique": record.unique,
+        "unique_key": record.unique_key,
+        "max_running": record.max_running,
+        "rate_limit": record.rate_limit,
+        "limit_key": record.limit_key,
         "result": result,
         "error": _error(record.error, traceback=True),
         "history": [{"status": h.status.value, "at": iso_time(h.at)} for h in record.history],

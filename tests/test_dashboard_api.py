@@ -300,3 +300,19 @@ def test_loopback_detection_for_the_auth_warning():
     assert all(is_loopback(h) for h in ("127.0.0.1", "::1", "[::1]", "localhost"))
     assert not any(is_loopback(h) for h in ("0.0.0.0", "192.168.1.2", "example.com"))
     assert bind_address("::1", 80) == "[::1]:80"
+
+
+async def test_a_jobs_uniqueness_and_limits_are_shown(client, queue_name):
+    job = await client.enqueue(
+        jobs.add, 1, 2, queue=queue_name, unique="queued",
+        max_running=3, rate_limit="10/m", limit_key="tenant-1",
+    )  # fmt: skip
+    async with running_dashboard(client) as base:
+        detail = (await http("GET", f"{base}/api/jobs/{job.id}")).json()
+    assert detail["unique"] == "queued"
+    assert detail["unique_key"].startswith("tests.jobs:add:")
+    assert (detail["max_running"], detail["rate_limit"], detail["limit_key"]) == (
+        3,
+        "10/m",
+        "tenant-1",
+    )

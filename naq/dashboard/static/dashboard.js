@@ -134,6 +134,11 @@
       ["Depends on", j.depends_on.length ? j.depends_on.map((d, i) => [i ? ", " : "", jobLink(d)]) : "—"],
       ["Meta", h("code", {}, json(j.meta))],
     ];
+    if (j.unique) rows.push(["Unique", h("span", { id: "unique" }, j.unique, " by ", h("code", {}, j.unique_key))]);
+    if (j.limit_key) rows.push(["Limits", h("span", { id: "limits" },
+      [j.max_running !== null ? "at most " + j.max_running + " running" : null,
+       j.rate_limit ? "at most " + j.rate_limit + " starts" : null].filter(Boolean).join(", "),
+      " per ", h("code", {}, j.limit_key))]);
     if (j.status === "finished") rows.push(["Result", h("code", { id: "result" }, typeof j.result === "string" && j.result === "(pickled)" ? j.result : json(j.result))]);
     const parts = [h("dl", {}, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))];
     if (["queued", "deferred", "scheduled", "started"].includes(j.status))
