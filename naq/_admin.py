@@ -25,7 +25,7 @@ from ._time import utcnow
 from ._transport import check_queue_name, names, stored_jobs
 from ._twin import unwrap
 
-__all__ = ["Admin", "LimitInfo", "PurgeNotice", "PurgeNotices", "QueueInfo"]
+__all__ = ["Admin", "LimitInfo", "PurgeNotice", "PurgeNotices", "QueueInfo", "limits_of"]
 
 
 @attrs.frozen(kw_only=True)
@@ -53,6 +53,32 @@ class LimitInfo:
     workers: list[str]
 
 
+def limits_of(workers: Sequence[WorkerInfo]) -> list[LimitInfo]:
+    """The limit keys these workers report, their counts added up (``Admin.limits``; for a
+    caller that has read the workers already)."""
+    running: dict[str, int] = {}
+    waiting: dict[str, int] = {}
+    reporters: dict[str, list[str]] = {}
+    for worker in workers:
+        for counts, into in (
+            (worker.limited_running, running),
+            (worker.limited_waiting, waiting),
+        ):
+            for key, count in counts.items():
+                into[key] = into.get(key, 0) + count
+                if worker.id not in reporters.setdefault(key, []):
+                    reporters[key].append(worker.id)
+    return [
+        LimitInfo(
+            key=key,
+            running=running.get(key, 0),
+            waiting=waiting.get(key, 0),
+            workers=reporters[key],
+        )
+        for key in sorted(reporters)
+    ]
+
+
 class Admin:
     """Operator views and actions over a connected client (naq's, or a naq_sync.Client)."""
 
@@ -74,27 +100,7 @@ class Admin:
     async def limits(self) -> list[LimitInfo]:
         """Limit keys with jobs running in a slot or waiting on a limit, by key (as fresh as
         the workers' heartbeats)."""
-        running: dict[str, int] = {}
-        waiting: dict[str, int] = {}
-        reporters: dict[str, list[str]] = {}
-        for worker in await self.workers():
-            for counts, into in (
-                (worker.limited_running, running),
-                (worker.limited_waiting, waiting),
-            ):
-                for key, count in counts.items():
-                    into[key] = into.get(key, 0) + count
-                    if worker.id not in reporters.setdefault(key, []):
-                        reporters[key].append(worker.id)
-        return [
-            LimitInfo(
-                key=key,
-                running=running.get(key, 0),
-                waiting=waiting.get(key, 0),
-                workers=reporters[key],
-            )
-            for key in sorted(reporters)
-        ]
+        return limits_of(await self.workers())
 
     async def queues(self, names: Sequence[str] | None = None) -> list[QueueInfo]:
         """The named queues, or every queue that ever had a job or a worker, with their

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from .._admin import Admin, LimitInfo, QueueInfo
+from .._admin import Admin, LimitInfo, QueueInfo, limits_of
 from .._client import Client
 from .._heartbeat import WorkerInfo
 from .._settings import ConnectOptions
@@ -84,7 +84,8 @@ async def _info(
 ) -> tuple[list[QueueInfo], list[WorkerInfo], list[LimitInfo]]:
     async with Client(connect_options=options) as client:
         admin = Admin(client)
-        return await admin.queues(queues), await admin.workers(), await admin.limits()
+        workers = await admin.workers()
+        return await admin.queues(queues), workers, limits_of(workers)
 
 
 @naq_command(app)

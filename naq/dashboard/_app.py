@@ -22,7 +22,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp
 
 from .. import __version__
-from .._admin import Admin
+from .._admin import Admin, limits_of
 from .._client import Client
 from .._errors import ConfigurationError, JobNotFound, NaqError, ScheduleNotFound
 from .._metrics import cluster_metrics
@@ -143,12 +143,11 @@ def create_app(
         queues = await admin.queues()
         workers = await admin.workers()
         letters = await client.dead_letters()
-        limits = await admin.limits()
         return JSONResponse(
             {
                 "queues": [queue_view(q) for q in queues],
                 "workers": [worker_view(w) for w in workers],
-                "limits": [limit_view(limit) for limit in limits],
+                "limits": [limit_view(limit) for limit in limits_of(workers)],
                 "dead_letters": [dead_letter_view(d) for d in reversed(letters)][
                     :_DEAD_LETTERS_ON_OVERVIEW
                 ],
