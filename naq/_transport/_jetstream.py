@@ -184,14 +184,16 @@ class JetStream:
                 return False
             raise
 
-    async def direct_get_many(self, stream: str, subjects: list[str]) -> list[Msg]:
-        """The last message of each subject (wildcards allowed), in requests of 100 subjects
-        sent together on one inbox; each request's answers end with a status message."""
+    async def direct_get(self, stream: str, requests: Sequence[bytes]) -> list[Msg]:
+        """The messages batch direct-get ``requests`` answer, sent together on one inbox.
+
+        Each request's answers end with a status message (204 at the end of the batch, 404
+        when nothing matched), which is read and not returned.
+        """
         nc = self.nc
         inbox = nc.new_inbox()
         sub = await nc.subscribe(inbox)
         try:
-            requests = multi_last_requests(subjects)
             for request in requests:
                 await nc.publish(direct_get_subject(stream), request, reply=inbox)
             found = []
@@ -199,12 +201,16 @@ class JetStream:
             while unanswered:
                 msg = await sub.next_msg(timeout=10)
                 if (msg.headers or {}).get("Status"):
-                    unanswered -= 1  # 204 end of batch, or 404 nothing matched
+                    unanswered -= 1
                 else:
                     found.append(msg)
             return found
         finally:
             await sub.unsubscribe()
+
+    async def direct_get_many(self, stream: str, subjects: list[str]) -> list[Msg]:
+        """The last message of each subject (wildcards allowed), 100 subjects a request."""
+        return await self.direct_get(stream, multi_last_requests(subjects))
 
     async def count_messages(self, stream: str, subjects: Sequence[str]) -> int:
         """Messages stored on these subjects (wildcards allowed), counted by the stream itself.
@@ -213,25 +219,9 @@ class JetStream:
         messages after it, read from the store when the request is served. A consumer's
         ``num_pending`` would lag: the server tells consumers of new messages asynchronously.
         """
-        nc = self.nc
-        inbox = nc.new_inbox()
-        sub = await nc.subscribe(inbox)
-        try:
-            for subject in subjects:
-                request = json.dumps({"next_by_subj": subject, "batch": 1}).encode()
-                await nc.publish(direct_get_subject(stream), request, reply=inbox)
-            count = 0
-            unanswered = len(subjects)
-            while unanswered:
-                msg = await sub.next_msg(timeout=10)
-                headers = msg.headers or {}
-                if headers.get("Status"):
-                    unanswered -= 1  # 204 end of batch, or 404 nothing matched
-                else:
-                    count += 1 + int(headers.get("Nats-Num-Pending", 0))
-            return count
-        finally:
-            await sub.unsubscribe()
+        requests = [json.dumps({"next_by_subj": s, "batch": 1}).encode() for s in subjects]
+        firsts = await self.direct_get(stream, requests)
+        return sum(1 + int((msg.headers or {}).get("Nats-Num-Pending", 0)) for msg in firsts)
 
     async def latest_per_subject(self, stream: str, subject: str) -> list[Msg]:
         """The last message of every subject matching ``subject``, in stream order."""

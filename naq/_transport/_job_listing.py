@@ -14,7 +14,7 @@ import json
 import attrs
 
 from ._jetstream import JetStream
-from ._names import JOBS_BUCKET, JOBS_BUCKET_STREAM, JOBS_STREAM, direct_get_subject
+from ._names import JOBS_BUCKET, JOBS_BUCKET_STREAM, JOBS_STREAM
 
 __all__ = ["StoredJobs", "stored_jobs"]
 
@@ -46,29 +46,15 @@ async def _queued_messages(
 ) -> tuple[list[bytes], bool]:
     """Job messages on ``subject`` from the start of the stream, a page of direct gets at a
     time; whether more were left when ``limit`` was reached."""
-    nc = jetstream.nc
     found: list[bytes] = []
     start = 1
     while len(found) < limit:
-        inbox = nc.new_inbox()
-        sub = await nc.subscribe(inbox)
-        try:
-            want = min(_PAGE, limit - len(found))
-            request = {"seq": start, "next_by_subj": subject, "batch": want}
-            await nc.publish(
-                direct_get_subject(JOBS_STREAM), json.dumps(request).encode(), reply=inbox
-            )
-            left = 0
-            while True:
-                msg = await sub.next_msg(timeout=10)
-                headers = msg.headers or {}
-                if headers.get("Status"):
-                    break  # 204 end of batch, or 404 nothing (more) matched
-                found.append(msg.data)
-                start = int(headers["Nats-Sequence"]) + 1
-                left = int(headers.get("Nats-Num-Pending", 0))
-        finally:
-            await sub.unsubscribe()
-        if not left:
+        want = min(_PAGE, limit - len(found))
+        request = json.dumps({"seq": start, "next_by_subj": subject, "batch": want}).encode()
+        page = await jetstream.direct_get(JOBS_STREAM, [request])
+        found += [msg.data for msg in page]
+        last = (page[-1].headers or {}) if page else {}
+        if not int(last.get("Nats-Num-Pending", 0)):
             return found, False
+        start = int(last["Nats-Sequence"]) + 1
     return found, True
