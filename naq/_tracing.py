@@ -67,27 +67,13 @@ class Tracing:
     def publishing(self, jobs: Sequence[tuple[OutgoingJob, str]]) -> Iterator[Publishing]:
         """PRODUCER spans for ``(job, function name)`` pairs, their contexts in the jobs'
         headers; an exception out of the block is recorded on every span, then re-raised."""
-        from opentelemetry import propagate, trace
-        from opentelemetry.trace import SpanKind, Status, StatusCode
+        from opentelemetry.trace import Status, StatusCode
 
-        tracer = self.tracer
         outgoing: list[OutgoingJob] = []
         spans: list[Span] = []
         for job, function in jobs:
-            span = tracer.start_span(
-                f"publish {job.queue}",
-                kind=SpanKind.PRODUCER,
-                attributes={
-                    "messaging.system": SYSTEM,
-                    "messaging.operation.type": "send",
-                    "messaging.destination.name": job.queue,
-                    "messaging.message.id": job.job_id,
-                    "naq.function": function,
-                },
-            )
-            headers = dict(job.headers or {})
-            propagate.inject(headers, context=trace.set_span_in_context(span))
-            outgoing.append(job._replace(headers=headers))
+            span = self._producer_span(job.queue, job.job_id, function)
+            outgoing.append(job._replace(headers=_with_context(job.headers, span)))
             spans.append(span)
         try:
             yield Publishing(outgoing, spans)
@@ -104,25 +90,29 @@ class Tracing:
         """The PRODUCER span of a job stored to wait for its dependencies, ended at once (the
         enqueue is done: its message is published when the job is released); returns the
         span's context as headers, which the record keeps for the job message."""
-        from opentelemetry import propagate, trace
-        from opentelemetry.trace import SpanKind
-
-        span = self.tracer.start_span(
-            f"publish {queue}",
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": SYSTEM,
-                "messaging.operation.type": "send",
-                "messaging.destination.name": queue,
-                "messaging.message.id": job_id,
-                "naq.function": function,
-                "naq.deferred": True,
-            },
-        )
-        headers: dict[str, str] = {}
-        propagate.inject(headers, context=trace.set_span_in_context(span))
+        span = self._producer_span(queue, job_id, function, deferred=True)
+        headers = _with_context(None, span)
         span.end()
         return headers
+
+    def _producer_span(
+        self, queue: str, job_id: str, function: str, *, deferred: bool = False
+    ) -> Span:
+        """A started PRODUCER span (``publish <queue>``) for one job."""
+        from opentelemetry.trace import SpanKind
+
+        attributes: dict[str, str | bool] = {
+            "messaging.system": SYSTEM,
+            "messaging.operation.type": "send",
+            "messaging.destination.name": queue,
+            "messaging.message.id": job_id,
+            "naq.function": function,
+        }
+        if deferred:
+            attributes["naq.deferred"] = True
+        return self.tracer.start_span(
+            f"publish {queue}", kind=SpanKind.PRODUCER, attributes=attributes
+        )
 
     @contextlib.contextmanager
     def running(
@@ -174,6 +164,15 @@ class Tracing:
             },
         )
         span.set_status(Status(StatusCode.ERROR, f"{error.type}: {error.message}"))
+
+
+def _with_context(headers: Mapping[str, str] | None, span: Span) -> dict[str, str]:
+    """``headers`` plus ``span``'s context (W3C ``traceparent``, by the global propagator)."""
+    from opentelemetry import propagate, trace
+
+    carrier = dict(headers or {})
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    return carrier
 
 
 _tracing: Tracing | None = None
