@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import statistics
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-__all__ = ["Row", "format_table", "write_json"]
+__all__ = ["Row", "format_table", "interleave", "ratio_table", "write_json"]
 
 
 @attrs.frozen
@@ -70,3 +72,34 @@ def write_json(path: str | Path, rows: Sequence[Row], context: Mapping[str, Any]
     """Write ``{"context": ..., "rows": [...]}`` to ``path``."""
     document = {"context": dict(context), "rows": [row.as_dict() for row in rows]}
     Path(path).write_text(json.dumps(document, indent=2) + "\n")
+
+
+def interleave(
+    rounds: int, names: Iterable[str], measure: Callable[[str], float], unit: str
+) -> dict[str, list[float]]:
+    """Each variant measured once a round, the rounds one after another, so the machine's
+    drift falls on every variant alike; each figure is reported on stderr as it comes."""
+    names = list(names)
+    figures: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(rounds):
+        for name in names:
+            figure = measure(name)
+            figures[name].append(figure)
+            print(f"  {name}: {figure:,.0f} {unit}", file=sys.stderr, flush=True)
+    return figures
+
+
+def ratio_table(
+    figures: Mapping[str, Sequence[float]], base: str, what: str, unit: str, digits: int = 2
+) -> str:
+    """A markdown table: each variant's median and its ratio to ``base`` in the same round
+    (median, and range over the rounds)."""
+    lines = [f"| {what} | {unit} | ratio (range) |", "| --- | ---: | ---: |"]
+    for name, measured in figures.items():
+        ratios = [b / a for a, b in zip(figures[base], measured, strict=True)]
+        lines.append(
+            f"| {name} | {statistics.median(measured):,.0f} | "
+            f"{statistics.median(ratios):.{digits}f} "
+            f"({min(ratios):.{digits}f}-{max(ratios):.{digits}f}) |"
+        )
+    return "\n".join(lines)

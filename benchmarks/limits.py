@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import sys
 
 import anyio
 
 from naq.server import EmbeddedServer
 
 from ._naq_paths import drain_queue, fill_queue
+from ._report import interleave, ratio_table
 
 CONCURRENCY = 100
 VARIANTS: dict[str, dict[str, object]] = {
@@ -44,24 +43,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1,000 jobs, one round")
     args = parser.parse_args()
     jobs, rounds = (1_000, 1) if args.quick else (5_000, 3)
-    rates: dict[str, list[float]] = {name: [] for name in VARIANTS}
     with EmbeddedServer() as server:
-        for _ in range(rounds):
-            for name, options in VARIANTS.items():
-                rate = anyio.run(_run, server.url, jobs, options)
-                rates[name].append(rate)
-                print(f"  {name}: {rate:,.0f} jobs/s", file=sys.stderr, flush=True)
-    base = rates["no limit"]
+        rates = interleave(
+            rounds,
+            VARIANTS,
+            lambda name: anyio.run(_run, server.url, jobs, VARIANTS[name]),
+            "jobs/s",
+        )
     print(f"{os.cpu_count()} CPU(s), {jobs:,} noop async def jobs, c={CONCURRENCY}, asyncio,")
     print(f"median of {rounds} round(s); ratio to 'no limit' in the same round")
-    print("| worker | jobs/s | ratio (range) |")
-    print("| --- | ---: | ---: |")
-    for name, measured in rates.items():
-        ratios = [b / a for a, b in zip(base, measured, strict=True)]
-        print(
-            f"| {name} | {statistics.median(measured):,.0f} | "
-            f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |"
-        )
+    print(ratio_table(rates, "no limit", "worker", "jobs/s"))
 
 
 if __name__ == "__main__":

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import sys
 from typing import Any
 
 import anyio
@@ -28,6 +26,7 @@ import naq
 from naq.server import EmbeddedServer
 
 from ._naq_paths import drain_queue, fill_queue
+from ._report import interleave, ratio_table
 
 CONCURRENCY = 100
 
@@ -74,24 +73,16 @@ def main() -> None:
     args = parser.parse_args()
     jobs = args.jobs or (3_000 if args.quick else 10_000)
     repeats = args.repeats or (1 if args.quick else 3)
-    rates: dict[str, list[float]] = {name: [] for name in VARIANTS}
     with EmbeddedServer() as server:
-        for _ in range(repeats):
-            for name, variant in VARIANTS.items():
-                rate = anyio.run(_run, server.url, jobs, variant)
-                rates[name].append(rate)
-                print(f"  {name}: {rate:,.0f} jobs/s", file=sys.stderr, flush=True)
-    base = rates["no history"]
+        rates = interleave(
+            repeats,
+            VARIANTS,
+            lambda name: anyio.run(_run, server.url, jobs, VARIANTS[name]),
+            "jobs/s",
+        )
     print(f"{os.cpu_count()} CPU(s), {jobs:,} noop async def jobs, c={CONCURRENCY}, asyncio,")
     print(f"median of {repeats} run(s), runs interleaved; ratio to 'no history' in the same round")
-    print("| worker | jobs/s | ratio (range) |")
-    print("| --- | ---: | ---: |")
-    for name, measured in rates.items():
-        ratios = [b / a for a, b in zip(base, measured, strict=True)]
-        print(
-            f"| {name} | {statistics.median(measured):,.0f} | "
-            f"{statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f}) |"
-        )
+    print(ratio_table(rates, "no history", "worker", "jobs/s", digits=3))
 
 
 if __name__ == "__main__":

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import sys
 import time
 
 import anyio
@@ -24,6 +22,7 @@ import naq
 from naq.server import EmbeddedServer
 
 from ._naq_paths import fresh_queue, purge_queue
+from ._report import interleave, ratio_table
 
 VARIANTS = ("plain", "unique, admitted", "unique, duplicate")
 
@@ -49,23 +48,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="500 enqueues, one round")
     args = parser.parse_args()
     n, rounds = (500, 1) if args.quick else (2_000, 3)
-    rates: dict[str, list[float]] = {v: [] for v in VARIANTS}
     with EmbeddedServer() as server:
-        for _ in range(rounds):
-            for variant in VARIANTS:
-                rate = anyio.run(_rate, server.url, variant, n)
-                rates[variant].append(rate)
-                print(f"  {variant}: {rate:,.0f} enqueues/s", file=sys.stderr, flush=True)
+        rates = interleave(
+            rounds,
+            VARIANTS,
+            lambda variant: anyio.run(_rate, server.url, variant, n),
+            "enqueues/s",
+        )
     print(f"{os.cpu_count()} CPU(s), {n:,} awaited enqueues per figure, asyncio,")
     print(f"median of {rounds} round(s); ratio to 'plain' in the same round")
-    print("| enqueue | enqueues/s | ratio (range) |")
-    print("| --- | ---: | ---: |")
-    for variant, measured in rates.items():
-        ratios = [b / a for a, b in zip(rates["plain"], measured, strict=True)]
-        print(
-            f"| {variant} | {statistics.median(measured):,.0f} | "
-            f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |"
-        )
+    print(ratio_table(rates, "plain", "enqueue", "enqueues/s"))
 
 
 if __name__ == "__main__":
