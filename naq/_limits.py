@@ -201,9 +201,7 @@ class JobLimits:
         assert record.max_running is not None and record.limit_key is not None
         take_free = self._connection.transport.locks.take_free
         prefix = f"slot.{hashlib.sha256(record.limit_key.encode()).hexdigest()[:40]}"
-        mine = json.dumps(
-            {"job_id": record.id, "worker_id": self._worker_id, "at": utcnow().isoformat()}
-        ).encode()
+        mine = self._slot_data(record.id)
         # Slots are tried from a random one, so that workers starting jobs of one key at
         # once mostly try different ones.
         start = random.randrange(record.max_running)
@@ -214,6 +212,12 @@ class JobLimits:
                 self._held[record.id] = _Slot(key, taken, record.limit_key)
                 return True
         return False
+
+    def _slot_data(self, job_id: str) -> bytes:
+        """What a slot holds: its job, this worker and when it was taken or renewed."""
+        return json.dumps(
+            {"job_id": job_id, "worker_id": self._worker_id, "at": utcnow().isoformat()}
+        ).encode()
 
     async def runs_before(self, job_id: str) -> int:
         """The runs a limited job had, from its stored record (0 if it never started)."""
@@ -272,9 +276,7 @@ class JobLimits:
     async def _renew(self) -> None:
         locks = self._connection.transport.locks
         for job_id, slot in list(self._held.items()):
-            mine = json.dumps(
-                {"job_id": job_id, "worker_id": self._worker_id, "at": utcnow().isoformat()}
-            ).encode()
+            mine = self._slot_data(job_id)
             try:
                 renewed = await self._connection.call(
                     locks.take, slot.key, mine, self._ttl, slot.sequence

@@ -67,6 +67,14 @@ class _State:
         return self.client
 
 
+def _whole_number(request: Request, name: str, default: int) -> int:
+    """A whole-number query parameter, ``default`` when absent; 400 when it is not one."""
+    try:
+        return int(request.query_params.get(name) or default)
+    except ValueError:
+        raise HTTPException(400, f"{name} must be a whole number") from None
+
+
 def create_app(
     client_or_options: Client | ConnectOptions | str | None = None,
     auth: tuple[str, str] | None = None,
@@ -183,10 +191,7 @@ def create_app(
         status = params.get("status") or None
         if status is not None and status not in _STATUSES:
             raise HTTPException(400, f"unknown status {status!r}: one of {', '.join(_STATUSES)}")
-        try:
-            number = int(params.get("page") or 1)
-        except ValueError:
-            raise HTTPException(400, "page must be a whole number") from None
+        number = _whole_number(request, "page", 1)
         found = state.jobs.page(
             queue=params.get("queue") or None,
             status=status,
@@ -198,10 +203,7 @@ def create_app(
     async def api_history(request: Request) -> Response:
         """Jobs finished and failed per minute: ?queue= (else all), ?minutes= (1-1440)."""
         params = request.query_params
-        try:
-            minutes = int(params.get("minutes") or 60)
-        except ValueError:
-            raise HTTPException(400, "minutes must be a whole number") from None
+        minutes = _whole_number(request, "minutes", 60)
         if not 1 <= minutes <= _MAX_HISTORY_MINUTES:
             raise HTTPException(400, f"minutes must be 1 to {_MAX_HISTORY_MINUTES}")
         buckets = await Admin(state.connected).throughput_history(
