@@ -61,16 +61,15 @@ def check_limits(
     ``max_running``."""
     if rate_limit is not None:
         parse_rate(rate_limit)
-    if max_running is None:
-        if limit_key is not None and rate_limit is None:
-            raise ConfigurationError("limit_key goes with max_running= or rate_limit=")
-        if limit_key is not None and (not isinstance(limit_key, str) or not limit_key):
-            raise ConfigurationError(f"limit_key must be a non-empty string, got {limit_key!r}")
-        return None
-    if isinstance(max_running, bool) or not isinstance(max_running, int) or max_running < 1:
+    if max_running is not None and (
+        isinstance(max_running, bool) or not isinstance(max_running, int) or max_running < 1
+    ):
         raise ConfigurationError(f"max_running must be a whole number >= 1, got {max_running!r}")
-    if limit_key is not None and (not isinstance(limit_key, str) or not limit_key):
-        raise ConfigurationError(f"limit_key must be a non-empty string, got {limit_key!r}")
+    if limit_key is not None:
+        if max_running is None and rate_limit is None:
+            raise ConfigurationError("limit_key goes with max_running= or rate_limit=")
+        if not isinstance(limit_key, str) or not limit_key:
+            raise ConfigurationError(f"limit_key must be a non-empty string, got {limit_key!r}")
     return max_running
 
 
