@@ -2,7 +2,7 @@
 
 A naq worker acks a job's message only after the job's outcome record is stored, so once
 the queue's consumer has nothing pending and nothing unacknowledged, every result is
-stored. Polling the consumer's info is one small request per tick, whatever the number of
+stored. Polling the consumers' info is a few small requests per tick, whatever the number of
 jobs, and works the same whether the worker runs on asyncio or on Trio.
 """
 
@@ -13,6 +13,7 @@ import threading
 import time
 
 import nats
+import nats.js.errors
 from nats.js import JetStreamContext
 
 from naq._transport import names
@@ -56,6 +57,14 @@ async def _poll(url: str, queue: str, timeout: float, abandon: threading.Event) 
 
 
 async def _left(js: JetStreamContext, queue: str) -> tuple[int, int]:
-    """Messages of the queue not yet delivered, and delivered but not yet acked."""
-    info = await js.consumer_info(names.JOBS_STREAM, names.consumer_name(queue))
-    return info.num_pending or 0, info.num_ack_pending or 0
+    """Messages of the queue not yet delivered, and delivered but not yet acked, summed over
+    its lanes (one consumer per priority; a lane never used has none)."""
+    pending = unacked = 0
+    for lane in names.lanes(queue):
+        try:
+            info = await js.consumer_info(names.JOBS_STREAM, names.consumer_name(lane))
+        except nats.js.errors.NotFoundError:
+            continue
+        pending += info.num_pending or 0
+        unacked += info.num_ack_pending or 0
+    return pending, unacked

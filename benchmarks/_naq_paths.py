@@ -32,7 +32,7 @@ __all__ = [
 _BATCH = 1_000
 """Calls per ``enqueue_many`` batch, like the pipelined floor's window."""
 
-_LANES = 64
+_FILLERS = 64
 """Concurrent enqueues while filling a queue before a worker run (that part is not timed)."""
 _CHECKED = 20
 """Jobs whose stored result is read back after a worker run, as a sanity check."""
@@ -93,13 +93,13 @@ async def fill_queue(
     ids: list[str] = []
     func = sync_noop if sync_jobs else noop
 
-    async def lane(count: int) -> None:
+    async def filler(count: int) -> None:
         for _ in range(count):
             ids.append((await client.enqueue(func, queue=queue, **options)).id)  # noqa: PERF401 - awaited
 
     async with naq.Client(url) as client, anyio.create_task_group() as tg:
-        for lane_index in range(_LANES):
-            tg.start_soon(lane, n // _LANES + (lane_index < n % _LANES))
+        for index in range(_FILLERS):
+            tg.start_soon(filler, n // _FILLERS + (index < n % _FILLERS))
     return queue, ids
 
 

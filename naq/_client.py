@@ -33,7 +33,14 @@ from ._schedules import Schedule, ScheduleStatus, Scheduling, make_trigger
 from ._serializers import Serializer, get_serializer
 from ._settings import DEFAULT_TIMEOUT, ConnectOptions, resolve_connect_options
 from ._time import as_utc, utcnow
-from ._transport import OutgoingJob, check_job_id, check_queue_name, check_schedule_id
+from ._transport import (
+    OutgoingJob,
+    check_job_id,
+    check_priority,
+    check_queue_name,
+    check_schedule_id,
+    names,
+)
 from ._twin import Twin, unwrap
 from ._unique import Unique, admit, default_unique_key, give_back, unique_option
 
@@ -79,7 +86,8 @@ def _retry(value: Retry | int | None) -> Retry | None:
 
 
 def _outgoing(record: JobRecord, explicit_id: bool) -> OutgoingJob:
-    return OutgoingJob(record.queue, record.id, encode_record(record), dedupe=explicit_id)
+    lane = names.lane(record.queue, record.priority)
+    return OutgoingJob(lane, record.id, encode_record(record), dedupe=explicit_id)
 
 
 @attrs.frozen
@@ -191,6 +199,7 @@ class Client:
         max_running: int | None = None,
         rate_limit: str | None = None,
         limit_key: str | None = None,
+        priority: int = 0,
         **kwargs: Any,
     ) -> Job[R]:
         """Enqueue ``func(*args, **kwargs)``; ``func`` is a callable or ``"pkg.mod:func"``.
@@ -222,6 +231,7 @@ class Client:
             max_running=max_running,
             rate_limit=rate_limit,
             limit_key=limit_key,
+            priority=priority,
         )
 
     @runs_in_caller
@@ -246,6 +256,7 @@ class Client:
         max_running: int | None = None,
         rate_limit: str | None = None,
         limit_key: str | None = None,
+        priority: int = 0,
     ) -> Job[R]:
         """Like :meth:`enqueue`, with args and kwargs passed explicitly (no name clashes).
 
@@ -272,6 +283,7 @@ class Client:
             max_running=max_running,
             rate_limit=rate_limit,
             limit_key=limit_key,
+            priority=priority,
         )
         record = self._new_record(func, args, kwargs or {}, job_id, options)
         connection = self._connection
@@ -350,6 +362,7 @@ class Client:
         failure_ttl: Seconds | None = None,
         ttl: Seconds | None = None,
         meta: Mapping[str, Any] | None = None,
+        priority: int = 0,
     ) -> list[Job[R]]:
         """Enqueue many calls in one pipelined batch, with the same options for all.
 
@@ -365,6 +378,7 @@ class Client:
             failure_ttl=failure_ttl,
             ttl=ttl,
             meta=meta,
+            priority=priority,
         )
         calls = list(calls)
         records = [self._new_record(c.func, c.args, c.kwargs, c.job_id, options) for c in calls]
@@ -452,6 +466,7 @@ class Client:
         result_ttl: Seconds | None = None,
         failure_ttl: Seconds | None = None,
         meta: Mapping[str, Any] | None = None,
+        priority: int = 0,
         **kwargs: Any,
     ) -> Job[R]:
         """Enqueue ``func(*args, **kwargs)`` at ``when`` (naive: UTC; aware: converted).
@@ -470,6 +485,7 @@ class Client:
             result_ttl=result_ttl,
             failure_ttl=failure_ttl,
             meta=meta,
+            priority=priority,
         )
         record = self._new_record(func, args, kwargs, job_id, options)
         trigger = make_trigger(at=as_utc(when))
@@ -502,6 +518,7 @@ class Client:
         result_ttl: Seconds | None = None,
         failure_ttl: Seconds | None = None,
         meta: Mapping[str, Any] | None = None,
+        priority: int = 0,
         **kwargs: Any,
     ) -> Schedule:
         """Run ``func(*args, **kwargs)`` on a ``cron`` expression or every ``interval``.
@@ -521,6 +538,7 @@ class Client:
             result_ttl=result_ttl,
             failure_ttl=failure_ttl,
             meta=meta,
+            priority=priority,
         )
         record = self._new_record(func, args, kwargs, schedule_id, options)
         return await self._scheduling.create(
@@ -605,6 +623,7 @@ class Client:
             limit_key=options.limit_key or func_name
             if options.max_running is not None or options.rate_limit is not None
             else None,
+            priority=options.priority,
         )
 
 
@@ -639,6 +658,7 @@ class _Options:
     max_running: int | None
     rate_limit: str | None
     limit_key: str | None
+    priority: int
 
     @classmethod
     def build(
@@ -658,6 +678,7 @@ class _Options:
         max_running: int | None = None,
         rate_limit: str | None = None,
         limit_key: str | None = None,
+        priority: int = 0,
     ) -> _Options:
         """Check and convert the options a caller gave; the ones not given are defaults."""
         return cls(
@@ -675,6 +696,7 @@ class _Options:
             max_running=check_limits(max_running, rate_limit, limit_key),
             rate_limit=rate_limit,
             limit_key=limit_key,
+            priority=check_priority(priority),
         )
 
 

@@ -14,7 +14,7 @@ from ._connection import Connection
 from ._errors import JobNotFound, SerializationError
 from ._record import JobRecord, JobStatus, decode_record, encode_record
 from ._time import utcnow
-from ._transport import OutgoingJob, RawDeadLetter
+from ._transport import OutgoingJob, RawDeadLetter, names
 
 __all__ = ["DeadLetter", "delete_dead_letter", "list_dead_letters", "requeue_dead_letter"]
 
@@ -82,7 +82,8 @@ async def requeue_dead_letter(connection: Connection, job_id: str) -> tuple[str,
     data = encode_record(record)
     # The record goes first: until a worker takes the job, it must not read as failed.
     await connection.call(transport.write_record, record.queue, record.id, data, "queued")
-    await connection.call(transport.enqueue, OutgoingJob(record.queue, record.id, data, False))
+    lane = names.lane(record.queue, record.priority)
+    await connection.call(transport.enqueue, OutgoingJob(lane, record.id, data, False))
     await connection.call(transport.delete_dead_letter, letter.sequence)
     return record.id, record
 

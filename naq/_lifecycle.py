@@ -23,7 +23,7 @@ from ._errors import JobNotFound
 from ._record import ErrorInfo, JobRecord, JobStatus, decode_record, encode_record, keep_for
 from ._serializers import serializer_for_record
 from ._time import utcnow
-from ._transport import OutgoingJob
+from ._transport import OutgoingJob, names
 
 __all__ = ["cancel", "defer", "dependency_results", "jobs_ended"]
 
@@ -150,7 +150,11 @@ async def _try_release(connection: Connection, dependent_id: str) -> None:
     await connection.call(
         transport.enqueue,
         OutgoingJob(
-            dependent.queue, dependent.id, queued, dedupe=True, headers=dependent.trace or None
+            names.lane(dependent.queue, dependent.priority),
+            dependent.id,
+            queued,
+            dedupe=True,
+            headers=dependent.trace or None,
         ),
     )
     await connection.call(

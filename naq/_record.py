@@ -127,6 +127,8 @@ class JobRecord:
     """At most this many starts per period with its ``limit_key`` (``"5/s"``), all workers."""
     limit_key: str | None = None
     """The key its limits count by (given, or its function's name)."""
+    priority: int = 0
+    """From -2 to 2: a worker takes a queue's higher-priority jobs first (its lane)."""
 
     def __repr__(self) -> str:
         """One short line: the payload and result may be large."""
@@ -264,6 +266,8 @@ def encode_record(record: JobRecord) -> bytes:
         data["rate_limit"] = record.rate_limit
     if record.limit_key is not None:
         data["limit_key"] = record.limit_key
+    if record.priority:
+        data["priority"] = record.priority
     return _dumps(data).encode()
 
 
@@ -371,4 +375,5 @@ def _record_from_dict(raw: dict[str, Any]) -> JobRecord:
         max_running=_optional(int, raw.get("max_running")),
         rate_limit=_optional(str, raw.get("rate_limit")),
         limit_key=_optional(str, raw.get("limit_key")),
+        priority=_optional(int, raw.get("priority")) or 0,
     )

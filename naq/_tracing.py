@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ._errors import ConfigurationError
+from ._transport import names
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer, TracerProvider
@@ -72,7 +73,8 @@ class Tracing:
         outgoing: list[OutgoingJob] = []
         spans: list[Span] = []
         for job, function in jobs:
-            span = self._producer_span(job.queue, job.job_id, function)
+            queue = names.lane_priority(job.lane)[0]
+            span = self._producer_span(queue, job.job_id, function)
             outgoing.append(job._replace(headers=_with_context(job.headers, span)))
             spans.append(span)
         try:

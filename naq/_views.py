@@ -122,6 +122,7 @@ def job_view(record: JobRecord) -> dict[str, Any]:
         "max_running": record.max_running,
         "rate_limit": record.rate_limit,
         "limit_key": record.limit_key,
+        "priority": record.priority,
         "result": result,
         "error": _error(record.error, traceback=True),
         "history": [{"status": h.status.value, "at": iso_time(h.at)} for h in record.history],

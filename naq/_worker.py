@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Sequence
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskStatus
 from loguru import logger
 
@@ -41,7 +42,8 @@ from ._settings import (
     default_sync_threads,
     resolve_connect_options,
 )
-from ._transport import Delivery, Settlement, check_queue_name, transient_settle_error
+from ._slots import Slots
+from ._transport import Delivery, Settlement, check_queue_name, names, transient_settle_error
 
 __all__ = ["Worker"]
 
@@ -141,6 +143,8 @@ class Worker:
         self.limit_reached: str | None = None
         """Why the worker stopped taking jobs, when ``max_jobs`` or ``max_memory_mib`` did it."""
         self._job_budget = max_jobs  # jobs it may still fetch (None: no limit)
+        self._budget_held = 0  # units of it taken for asks still open (spent or given back)
+        self._budget_back: anyio.Event | None = None  # set when units come back
         self._memory_checked = -math.inf
         self.sync_threads = default_sync_threads(sync_threads, concurrency)
         self.queues = [check_queue_name(q) for q in queues]
@@ -166,6 +170,8 @@ class Worker:
         self._settled_some: anyio.Event | None = None  # the fetch loop waits for settling
         self._settling_since: float | None = None  # when the settle call under way began
         self._idle_waits: set[anyio.CancelScope] = set()
+        self._borrowed = 0  # jobs delivered to a lane that asked without a slot (see _ring)
+        self._updates: BatchQueue[Update] | None = None  # to the settle loop, while serving
         self._stop_requested = False
         self._connection: Connection | None = None
 
@@ -224,8 +230,8 @@ class Worker:
         if self.hooks is not None and self.hooks.has_job_hooks:
             self._jobs.hooks = JobHooks(self.hooks)
         try:
-            for queue in self.queues:
-                await connection.call(connection.transport.ensure_consumer, queue, self.ack_wait)
+            for lane in self._lanes():
+                await connection.call(connection.transport.ensure_consumer, lane, self.ack_wait)
             logger.info("worker {} consuming {} from {}", self.id, self.queues, self.url)
             await self._serve(task_status)
         finally:
@@ -240,7 +246,8 @@ class Worker:
 
     async def _serve(self, task_status: TaskStatus[None]) -> None:
         updates = BatchQueue[Update]()
-        slots = anyio.Semaphore(self.concurrency)
+        self._updates = updates
+        slots = Slots(self.concurrency)
         async with anyio.create_task_group() as service:
             service.start_soon(self._keep_alive_loop)
             service.start_soon(self._cancel_notice_loop)
@@ -263,36 +270,52 @@ class Worker:
                         runners.start_soon(self._run_jobs, dispatch, slots, updates)
                     try:
                         async with anyio.create_task_group() as fetchers:
-                            for queue in self.queues:
-                                fetchers.start_soon(self._fetch_loop, queue, slots, dispatch)
+                            for lane in self._lanes():
+                                fetchers.start_soon(self._fetch_loop, lane, slots, dispatch)
                             task_status.started()
                     finally:
                         dispatch.close()
             service.cancel_scope.cancel()
 
+    def _lanes(self) -> list[str]:
+        """What the worker consumes: each queue's lanes, one per priority."""
+        return [lane for queue in self.queues for lane in names.lanes(queue)]
+
     async def _fetch_loop(
-        self,
-        queue: str,
-        slots: anyio.Semaphore,
-        dispatch: DispatchQueue[tuple[Delivery, str]],
+        self, lane: str, slots: Slots, dispatch: DispatchQueue[tuple[Delivery, str]]
     ) -> None:
         """Keep a slot for every message asked for; start each job as its message arrives.
 
         ``reserved`` counts slots held for messages the open pull request may still bring.
         A stop lets that request run out (within ``poll_interval``) and runs what it brings,
         so no delivered message is left waiting for its ack wait.
+
+        Lanes take turns for slots by priority (``Slots``). A lane that found nothing in
+        its last request (or has not asked yet) holds no slot while it waits for work: it
+        rings (``_ring``), so an idle lane never keeps slots from a busy one, and takes
+        slots again once its bell brings a job.
         """
         connection = self._connection
         assert connection is not None
+        queue, priority = names.lane_priority(lane)
+        ringing = True  # until the lane shows it has jobs
         reserved = 0
         while True:
+            if ringing:
+                await anyio.lowlevel.checkpoint()  # a stop called meanwhile is seen first
+                if self._stop_requested:
+                    return
+                ringing = not await self._ring(lane, queue, slots, dispatch)
+                if self.burst and ringing and not self._in_flight:
+                    return  # burst: this lane is empty and nothing runs that could add to it
+                continue
             if reserved == 0:
-                if self._job_budget == 0:
+                if self._job_budget == 0 and await self._budget_spent():
                     self._reach_limit(f"took {self.max_jobs} job(s) (max_jobs)")
-                if self._stop_requested or not await self._wait_for_slot(slots):
+                if self._stop_requested or not await self._wait_for_slot(slots, priority):
                     return
                 if self._stop_requested or self._job_budget == 0:
-                    slots.release()  # stopped (or another queue took the last job) meanwhile
+                    self._free_slot(slots)  # stopped (or another lane took the last job)
                     continue
                 self._take_budget()
                 reserved = 1
@@ -309,23 +332,87 @@ class Worker:
                 await self._wait_for_settling()
             try:
                 deliveries, owed = await connection.call(
-                    connection.transport.fetch, queue, reserved, self.poll_interval
+                    connection.transport.fetch, lane, reserved, self.poll_interval
                 )
             except Exception as exc:  # noqa: BLE001 - logged; nats-py reconnects by itself
-                logger.warning("fetch from {} failed, retrying: {!r}", queue, exc)
+                logger.warning("fetch from {} failed, retrying: {!r}", lane, exc)
                 deliveries, owed = [], 0
                 await anyio.sleep(self.poll_interval)  # back off while NATS reconnects
             reserved -= len(deliveries)
+            self._spend_budget(len(deliveries))
             for delivery in deliveries:
                 self._in_flight.add(delivery)
                 dispatch.put((delivery, queue))
             for _ in range(reserved - owed):
-                slots.release()
-                if self._job_budget is not None:
-                    self._job_budget += 1  # asked for, not delivered: may be fetched again
+                self._free_slot(slots)
+            self._give_back_budget(reserved - owed)  # asked for, not delivered
             reserved = min(reserved, owed)
-            if self.burst and not deliveries and not owed and not self._in_flight:
-                return  # burst: this queue is empty and nothing runs that could add to it
+            if not deliveries and not owed:
+                if self.burst and not self._in_flight:
+                    return  # burst: this lane is empty and nothing runs that could add to it
+                ringing = True
+
+    async def _ring(
+        self,
+        lane: str,
+        queue: str,
+        slots: Slots,
+        dispatch: DispatchQueue[tuple[Delivery, str]],
+    ) -> bool:
+        """Ask an idle lane for one job without holding a slot; whether one came.
+
+        The job takes a free slot if there is one; else it is borrowed (``_borrowed``): it
+        waits for a runner, and the next slot freed is its own. At most one job per lane is
+        borrowed, since a lane rings again only after it took slots and found nothing. A
+        bell holds no unit of ``max_jobs``: its job spends one when it comes, or, when none
+        is left, goes back to its queue unrun.
+        """
+        connection = self._connection
+        assert connection is not None
+        if self._job_budget == 0:
+            if await self._budget_spent():
+                self._reach_limit(f"took {self.max_jobs} job(s) (max_jobs)")
+            return False
+        try:
+            deliveries, _ = await connection.call(
+                connection.transport.fetch, lane, 1, self.poll_interval
+            )
+        except Exception as exc:  # noqa: BLE001 - logged; nats-py reconnects by itself
+            logger.warning("fetch from {} failed, retrying: {!r}", lane, exc)
+            deliveries = []
+            await anyio.sleep(self.poll_interval)  # back off while NATS reconnects
+        if not deliveries:
+            return False
+        if self._job_budget is not None:
+            if self._job_budget == 0:  # other lanes took the rest of max_jobs meanwhile
+                for delivery in deliveries:
+                    self._hand_back_unrun(delivery, queue)
+                return False
+            self._job_budget -= len(deliveries)
+        if slots.value > 0:
+            slots.acquire_nowait()
+        else:
+            self._borrowed += 1
+        for delivery in deliveries:
+            self._in_flight.add(delivery)
+            dispatch.put((delivery, queue))
+        return True
+
+    def _hand_back_unrun(self, delivery: Delivery, queue: str) -> None:
+        """Send a job back to its queue at once, not run and not counted as an attempt."""
+        assert self._updates is not None
+        self._in_flight.add(delivery)
+        update = Update(
+            None, delivery, nak_delay=0.0, job_id=delivery.job_id, queue=queue, waiting=True
+        )
+        self._job_ended(queue, update, self._updates)
+
+    def _free_slot(self, slots: Slots) -> None:
+        """A slot is free: it pays for a borrowed job first, else it goes back to ``slots``."""
+        if self._borrowed:
+            self._borrowed -= 1
+        else:
+            slots.release()
 
     def _settling_slowly(self) -> bool:
         """Whether ended jobs pile up: a settle batch's worth wait, or the settle call under
@@ -350,8 +437,31 @@ class Worker:
             await self._settled_some.wait()
 
     def _take_budget(self) -> None:
+        """One job of ``max_jobs`` for an ask: spent if a job comes, else given back."""
         if self._job_budget is not None:
             self._job_budget -= 1
+            self._budget_held += 1
+
+    def _spend_budget(self, jobs: int) -> None:
+        if self._job_budget is not None:
+            self._budget_held -= jobs
+
+    def _give_back_budget(self, jobs: int) -> None:
+        if self._job_budget is not None and jobs:
+            self._job_budget += jobs
+            self._budget_held -= jobs
+            if self._budget_back is not None:
+                self._budget_back.set()
+                self._budget_back = None
+
+    async def _budget_spent(self) -> bool:
+        """With none of ``max_jobs`` left: whether it is all spent, once the asks still open
+        (other lanes') have brought their jobs or given their units back."""
+        while self._job_budget == 0 and self._budget_held:
+            if self._budget_back is None:
+                self._budget_back = anyio.Event()
+            await self._budget_back.wait()
+        return self._job_budget == 0
 
     def _reach_limit(self, reason: str) -> None:
         """Stop taking jobs because of ``max_jobs``/``max_memory_mib``; running ones finish."""
@@ -369,12 +479,12 @@ class Worker:
         if rss > limit:
             self._reach_limit(f"RSS {rss:.0f} MiB is over {limit:g} MiB (max_memory_mib)")
 
-    async def _wait_for_slot(self, slots: anyio.Semaphore) -> bool:
+    async def _wait_for_slot(self, slots: Slots, priority: int) -> bool:
         """Take one slot; False when :meth:`stop` interrupted the wait."""
         with anyio.CancelScope() as scope:
             self._idle_waits.add(scope)
             try:
-                await slots.acquire()
+                await slots.acquire(priority)
                 return True
             finally:
                 self._idle_waits.discard(scope)
@@ -383,7 +493,7 @@ class Worker:
     async def _run_jobs(
         self,
         dispatch: DispatchQueue[tuple[Delivery, str]],
-        slots: anyio.Semaphore,
+        slots: Slots,
         updates: BatchQueue[Update],
     ) -> None:
         """One of ``concurrency`` long-lived tasks that run jobs (cheaper than a task each).
@@ -409,7 +519,7 @@ class Worker:
                             update = await self._jobs.execute(job, scope)
                             job = None
                     finally:
-                        slots.release()
+                        self._free_slot(slots)
                         self.stats.running -= 1
                     self._job_ended(queue, update, updates)
             if job is not None:  # the scope stopped this job: it was cancelled

@@ -230,6 +230,7 @@ class Client(BlockingTwin):
         max_running: int | None = None,
         rate_limit: str | None = None,
         limit_key: str | None = None,
+        priority: int = 0,
         **kwargs: Any,
     ) -> Job[R]:
         """Enqueue ``func(*args, **kwargs)``; ``func`` is a callable or ``"pkg.mod:func"``.
@@ -263,6 +264,7 @@ class Client(BlockingTwin):
                     max_running=max_running,
                     rate_limit=rate_limit,
                     limit_key=limit_key,
+                    priority=priority,
                 ),
                 **kwargs,
             )
@@ -289,6 +291,7 @@ class Client(BlockingTwin):
         max_running: int | None = None,
         rate_limit: str | None = None,
         limit_key: str | None = None,
+        priority: int = 0,
     ) -> Job[R]:
         """Like :meth:`enqueue`, with args and kwargs passed explicitly (no name clashes).
 
@@ -318,6 +321,7 @@ class Client(BlockingTwin):
                     max_running=max_running,
                     rate_limit=rate_limit,
                     limit_key=limit_key,
+                    priority=priority,
                 )
             )
         )
@@ -333,6 +337,7 @@ class Client(BlockingTwin):
         failure_ttl: Seconds | None = None,
         ttl: Seconds | None = None,
         meta: Mapping[str, Any] | None = None,
+        priority: int = 0,
     ) -> list[Job[R]]:
         """Enqueue many calls in one pipelined batch, with the same options for all.
 
@@ -354,6 +359,7 @@ class Client(BlockingTwin):
                         failure_ttl=failure_ttl,
                         ttl=ttl,
                         meta=meta,
+                        priority=priority,
                     )
                 ),
             )
@@ -410,6 +416,7 @@ class Client(BlockingTwin):
         result_ttl: Seconds | None = None,
         failure_ttl: Seconds | None = None,
         meta: Mapping[str, Any] | None = None,
+        priority: int = 0,
         **kwargs: Any,
     ) -> Job[R]:
         """Enqueue ``func(*args, **kwargs)`` at ``when`` (naive: UTC; aware: converted).
@@ -433,6 +440,7 @@ class Client(BlockingTwin):
                     result_ttl=result_ttl,
                     failure_ttl=failure_ttl,
                     meta=meta,
+                    priority=priority,
                 ),
                 **kwargs,
             )
@@ -462,6 +470,7 @@ class Client(BlockingTwin):
         result_ttl: Seconds | None = None,
         failure_ttl: Seconds | None = None,
         meta: Mapping[str, Any] | None = None,
+        priority: int = 0,
         **kwargs: Any,
     ) -> Schedule:
         """Run ``func(*args, **kwargs)`` on a ``cron`` expression or every ``interval``.
@@ -486,6 +495,7 @@ class Client(BlockingTwin):
                 result_ttl=result_ttl,
                 failure_ttl=failure_ttl,
                 meta=meta,
+                priority=priority,
             ),
             **kwargs,
         )
@@ -684,6 +694,7 @@ def enqueue(
     max_running: int | None = None,
     rate_limit: str | None = None,
     limit_key: str | None = None,
+    priority: int = 0,
     **kwargs: Any,
 ) -> Job[R]:
     """Enqueue ``func(*args, **kwargs)``; ``func`` is a callable or ``"pkg.mod:func"``.
@@ -716,6 +727,7 @@ def enqueue(
         max_running=max_running,
         rate_limit=rate_limit,
         limit_key=limit_key,
+        priority=priority,
         **kwargs,
     )
 
@@ -740,6 +752,7 @@ def enqueue_call(
     max_running: int | None = None,
     rate_limit: str | None = None,
     limit_key: str | None = None,
+    priority: int = 0,
 ) -> Job[R]:
     """Like :meth:`enqueue`, with args and kwargs passed explicitly (no name clashes).
 
@@ -768,6 +781,7 @@ def enqueue_call(
         max_running=max_running,
         rate_limit=rate_limit,
         limit_key=limit_key,
+        priority=priority,
     )
 
 
@@ -781,6 +795,7 @@ def enqueue_many(
     failure_ttl: Seconds | None = None,
     ttl: Seconds | None = None,
     meta: Mapping[str, Any] | None = None,
+    priority: int = 0,
 ) -> list[Job[R]]:
     """Enqueue many calls in one pipelined batch, with the same options for all.
 
@@ -799,6 +814,7 @@ def enqueue_many(
         failure_ttl=failure_ttl,
         ttl=ttl,
         meta=meta,
+        priority=priority,
     )
 
 
@@ -878,6 +894,7 @@ def enqueue_at(
     result_ttl: Seconds | None = None,
     failure_ttl: Seconds | None = None,
     meta: Mapping[str, Any] | None = None,
+    priority: int = 0,
     **kwargs: Any,
 ) -> Job[R]:
     """Enqueue ``func(*args, **kwargs)`` at ``when`` (naive: UTC; aware: converted).
@@ -900,6 +917,7 @@ def enqueue_at(
         result_ttl=result_ttl,
         failure_ttl=failure_ttl,
         meta=meta,
+        priority=priority,
         **kwargs,
     )
 
@@ -927,6 +945,7 @@ def schedule(
     result_ttl: Seconds | None = None,
     failure_ttl: Seconds | None = None,
     meta: Mapping[str, Any] | None = None,
+    priority: int = 0,
     **kwargs: Any,
 ) -> Schedule:
     """Run ``func(*args, **kwargs)`` on a ``cron`` expression or every ``interval``.
@@ -951,6 +970,7 @@ def schedule(
         result_ttl=result_ttl,
         failure_ttl=failure_ttl,
         meta=meta,
+        priority=priority,
         **kwargs,
     )
 

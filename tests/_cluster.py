@@ -86,12 +86,13 @@ class LocalCluster:
         """The member's client URL, once its ports file shows its listeners are up."""
         process = self.processes[server_name]
         ports_file = Path(self._tmp.name) / f"nats-server_{process.pid}.ports"
-        while not ports_file.exists():  # start-up only: appears once listeners are up
+        # Written once the listeners are up; it may be seen before its content is written.
+        while not ports_file.exists() or not (text := ports_file.read_text()).strip():
             if process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"cluster member {server_name} did not start")
             time.sleep(0.01)
-        return json.loads(ports_file.read_text())["nats"][0]
+        return json.loads(text)["nats"][0]
 
     def restart(self, server_name: str, timeout: float = 20.0) -> None:
         """Start a killed member again, with its store and ports."""

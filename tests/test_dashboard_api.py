@@ -305,7 +305,7 @@ def test_loopback_detection_for_the_auth_warning():
 async def test_a_jobs_uniqueness_and_limits_are_shown(client, queue_name):
     job = await client.enqueue(
         jobs.add, 1, 2, queue=queue_name, unique="queued",
-        max_running=3, rate_limit="10/m", limit_key="tenant-1",
+        max_running=3, rate_limit="10/m", limit_key="tenant-1", priority=1,
     )  # fmt: skip
     async with running_dashboard(client) as base:
         detail = (await http("GET", f"{base}/api/jobs/{job.id}")).json()
@@ -316,3 +316,4 @@ async def test_a_jobs_uniqueness_and_limits_are_shown(client, queue_name):
         "10/m",
         "tenant-1",
     )
+    assert detail["priority"] == 1

@@ -212,6 +212,7 @@ def test_the_options_defaults_are_unset():
         max_running=None,
         rate_limit=None,
         limit_key=None,
+        priority=0,
     )
 
 

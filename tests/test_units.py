@@ -116,6 +116,7 @@ class TestRecord:
         "max_running": 2,
         "rate_limit": "5/s",
         "limit_key": "tenant-42",
+        "priority": -2,
     }
     _REQUIRED = ("id", "queue", "func_name", "serializer", "payload", "status", "enqueued_at")
 

@@ -141,7 +141,17 @@ class Scheduler:
                 status=JobStatus.QUEUED,
                 enqueued_at=utcnow(),
             )
-            runs.append(Fire(schedule.id, b"", 0, schedule.queue, record.id, encode_record(record)))
+            runs.append(
+                Fire(
+                    schedule.id,
+                    b"",
+                    0,
+                    schedule.queue,
+                    record.id,
+                    encode_record(record),
+                    record.priority,
+                )
+            )
         if runs:
             lost = await connection.call(store.reenqueue, runs)
             if lost:
@@ -163,6 +173,7 @@ class Scheduler:
                 updated.queue,
                 record.id,
                 encode_record(record),
+                record.priority,
             )
             batch.append((item, updated))
         if not batch:

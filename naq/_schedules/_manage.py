@@ -17,7 +17,7 @@ import attrs
 from .._errors import ConfigurationError, ScheduleNotFound
 from .._record import JobRecord, JobStatus, decode_record, encode_record
 from .._time import utcnow
-from .._transport import ScheduleStore
+from .._transport import ScheduleStore, names
 from ._definition import (
     Schedule,
     ScheduleStatus,
@@ -92,7 +92,8 @@ class Scheduling:
         store, engine = await self._resolve_engine()
         call = self._connection.call
         # Its runs are published by a scheduler or the server: make the queue known now.
-        await call(self._connection.transport.announce_queues, {template.queue})
+        lane = names.lane(template.queue, template.priority)
+        await call(self._connection.transport.announce_queues, {lane})
         sid = template.id
         fresh = Schedule(
             id=sid,
@@ -140,7 +141,7 @@ class Scheduling:
         await self._connection.call(
             store.set_server_schedule,
             schedule.id,
-            schedule.queue,
+            names.lane(schedule.queue, schedule.template.priority),
             pattern,
             timezone,
             encode_record(schedule.template),

@@ -20,7 +20,7 @@ from ._deliveries import (
 from ._jetstream import StoredMessage
 from ._job_listing import StoredJobs, stored_jobs
 from ._locks import Locks
-from ._names import check_job_id, check_queue_name
+from ._names import check_job_id, check_priority, check_queue_name
 from ._native import NativeCalls, open_native, wire_connect_kwargs
 from ._nats import DeadLetter as RawDeadLetter
 from ._nats import NatsTransport, RawEvent
@@ -53,6 +53,7 @@ __all__ = [
     "WireConnection",
     "bridge_for_current_backend",
     "check_job_id",
+    "check_priority",
     "check_queue_name",
     "check_schedule_id",
     "delivery_headers",

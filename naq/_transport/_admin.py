@@ -25,9 +25,10 @@ from ._names import (
     STATS_STREAM,
     WORKERS_BUCKET_STREAM,
     consumer_name,
-    job_subject,
-    queue_of_consumer,
-    queue_subject,
+    lane_of_consumer,
+    lane_priority,
+    lanes,
+    queue_filters,
     stats_subject,
     stream_purge_subject,
     worker_subject,
@@ -57,6 +58,16 @@ class ConsumerStats(NamedTuple):
 def _stats(queue: str, info: api.ConsumerInfo) -> ConsumerStats:
     return ConsumerStats(
         queue, info.num_pending or 0, info.num_ack_pending or 0, info.num_redelivered or 0
+    )
+
+
+def _summed(queue: str, lanes: list[ConsumerStats]) -> ConsumerStats:
+    """A queue's statistics: the sums over its lanes."""
+    return ConsumerStats(
+        queue,
+        sum(s.pending for s in lanes),
+        sum(s.in_progress for s in lanes),
+        sum(s.redelivered for s in lanes),
     )
 
 
@@ -175,36 +186,51 @@ class NatsAdmin:
     # -- queues -----------------------------------------------------------------------------
 
     async def queue_stats(self, queues: list[str] | None) -> list[ConsumerStats]:
-        """Statistics of the named queues, or of every queue a worker ever consumed."""
+        """Statistics of the named queues, or of every queue a worker ever consumed.
+
+        A queue's figures are the sums over its lanes (one consumer per priority); a named
+        queue with no consumer yet counts its stored messages as waiting.
+        """
         try:
             if queues is None:
-                infos = await self._js.consumers_info(JOBS_STREAM)
-                found = [(queue_of_consumer(i.name), i) for i in infos]
-                return sorted(_stats(q, i) for q, i in found if q is not None)
-            stats = []
-            for queue in queues:
-                try:
-                    info = await self._js.consumer_info(JOBS_STREAM, consumer_name(queue))
-                except nats.js.errors.NotFoundError:
-                    stats.append(ConsumerStats(queue, await self._count(queue), 0, 0))
-                else:
-                    stats.append(_stats(queue, info))
-            return stats
+                lanes_of: dict[str, list[ConsumerStats]] = {}
+                for info in await self._all_consumers():
+                    lane = lane_of_consumer(info.name)
+                    if lane is not None:
+                        lanes_of.setdefault(lane_priority(lane)[0], []).append(_stats(lane, info))
+                return sorted(_summed(queue, found) for queue, found in lanes_of.items())
+            return [await self._queue_stats(queue) for queue in queues]
         except (nats.errors.Error, nats.js.errors.Error) as exc:
             raise _admin_error("cannot read queues", exc) from exc
 
+    async def _queue_stats(self, queue: str) -> ConsumerStats:
+        found = []
+        for lane in lanes(queue):
+            try:
+                info = await self._js.consumer_info(JOBS_STREAM, consumer_name(lane))
+            except nats.js.errors.NotFoundError:
+                continue  # a lane never used
+            found.append(_stats(lane, info))
+        if not found:
+            return ConsumerStats(queue, await self._count(queue), 0, 0)
+        return _summed(queue, found)
+
+    async def _all_consumers(self) -> list[api.ConsumerInfo]:
+        """Every consumer of the jobs stream: the server answers a page at a time."""
+        found: list[api.ConsumerInfo] = []
+        while page := await self._js.consumers_info(JOBS_STREAM, offset=len(found)):
+            found += page
+        return found
+
     async def _count(self, queue: str) -> int:
         """Messages of a queue that has no consumer yet (none was ever delivered)."""
-        total = 0
-        for subject in (queue_subject(queue), job_subject(queue, "*")):
-            info = await self._js.stream_info(JOBS_STREAM, subjects_filter=subject)
-            total += sum((info.state.subjects or {}).values())
-        return total
+        return await self._jetstream.count_messages(JOBS_STREAM, queue_filters(queue))
 
     async def purge(self, queue: str) -> int:
-        """Remove a queue's messages (waiting, running or waiting to retry); how many."""
+        """Remove a queue's messages, in all its lanes (waiting, running or waiting to
+        retry); how many."""
         purged = 0
-        for subject in (queue_subject(queue), job_subject(queue, "*")):
+        for subject in queue_filters(queue):
             request = json.dumps({"filter": subject}).encode()
             try:
                 msg = await self._jetstream.nc.request(

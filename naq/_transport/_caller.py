@@ -50,9 +50,9 @@ class CallerCalls:
     def enqueue(self, job: OutgoingJob) -> None:
         """As ``NatsTransport.enqueue``: one publish, confirmed on return, the same errors."""
         transport = self._transport
-        if job.queue not in self._announced:  # once per queue (a consumer for operators)
-            self._cross(transport.announce_queues, {job.queue})
-            self._announced.add(job.queue)
+        if job.lane not in self._announced:  # once per queue (a consumer for operators)
+            self._cross(transport.announce_queues, {job.lane})
+            self._announced.add(job.lane)
         try:
             conn = self._pool.take()
         except ConnectFailed:
@@ -61,7 +61,7 @@ class CallerCalls:
         if too_large is not None:
             self._pool.give_back(conn)
             raise too_large
-        subject = job_subject(job.queue, job.job_id)
+        subject = job_subject(job.lane, job.job_id)
         headers = message_headers(job)
         try:
             reply = conn.request(subject, job.record, headers, transport.timeout)

@@ -63,7 +63,8 @@ class OutgoingJob(NamedTuple):
     publish of the same id within its duplicate window; generated ids are unique already,
     and skipping the check makes an enqueue a quarter cheaper for the server and client."""
 
-    queue: str
+    lane: str
+    """Where it waits: its queue, or the queue's lane of its priority (``names.lane``)."""
     job_id: str
     record: bytes
     dedupe: bool

@@ -13,6 +13,7 @@ import json
 
 import attrs
 
+from . import _names as names
 from ._jetstream import JetStream
 from ._names import JOBS_BUCKET, JOBS_BUCKET_STREAM, JOBS_STREAM
 
@@ -37,8 +38,16 @@ async def stored_jobs(jetstream: JetStream, queue: str | None, queued_limit: int
     token = queue or "*"
     msgs = await jetstream.latest_per_subject(JOBS_BUCKET_STREAM, f"$KV.{JOBS_BUCKET}.{token}.*")
     records = [msg.data for msg in msgs if msg.data]  # empty: a delete or purge marker
-    queued, more = await _queued_messages(jetstream, f"naq.jobs.{token}.*", queued_limit)
-    return StoredJobs(records, queued, more)
+    queued: list[bytes] = []
+    lanes = ["*"] if queue is None else names.lanes(queue)
+    for lane in lanes:
+        found, more = await _queued_messages(
+            jetstream, names.job_subject(lane, "*"), queued_limit - len(queued)
+        )
+        queued += found
+        if more:
+            return StoredJobs(records, queued, True)
+    return StoredJobs(records, queued, False)
 
 
 async def _queued_messages(

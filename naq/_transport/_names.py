@@ -14,6 +14,7 @@ __all__ = [
     "JOBS_BUCKET_STREAM",
     "JOBS_STREAM",
     "LOCKS_STREAM",
+    "PRIORITIES",
     "SCHEDULES_BUCKET",
     "SCHEDULES_BUCKET_STREAM",
     "SCHEDULE_PREFIX",
@@ -24,6 +25,7 @@ __all__ = [
     "any_record_subject",
     "cancel_subject",
     "check_job_id",
+    "check_priority",
     "check_queue_name",
     "consumer_name",
     "dead_subject",
@@ -31,11 +33,15 @@ __all__ = [
     "direct_get_subject",
     "job_subject",
     "jobs_stream_subjects",
+    "lane",
+    "lane_filters",
+    "lane_of_consumer",
+    "lane_priority",
+    "lanes",
     "lock_subject",
     "next_message_subject",
     "purged_subject",
     "queue_filters",
-    "queue_of_consumer",
     "queue_records_subject",
     "queue_subject",
     "queued_job_subject",
@@ -95,6 +101,44 @@ def check_job_id(job_id: str) -> str:
     return job_id
 
 
+PRIORITIES = range(-2, 3)
+"""Job priorities, lowest to highest; 0 is the default."""
+
+
+def check_priority(priority: int) -> int:
+    """A priority is a whole number from -2 (lowest) to 2 (highest)."""
+    if isinstance(priority, bool) or not isinstance(priority, int) or priority not in PRIORITIES:
+        raise ConfigurationError(
+            f"priority must be a whole number from {PRIORITIES[0]} to {PRIORITIES[-1]}, "
+            f"got {priority!r}"
+        )
+    return priority
+
+
+_LANE_SUFFIXES = {str(p) for p in PRIORITIES if p}
+
+
+def lane(queue: str, priority: int) -> str:
+    """Where a queue's jobs of one priority wait: a subject token and a consumer of its own.
+
+    Priority 0 is the queue itself (``emails``), so jobs without a priority are where they
+    always were; the others are ``emails~2`` ... ``emails~-2`` (``~`` is not allowed in a
+    queue name, so a lane never clashes with a queue).
+    """
+    return queue if priority == 0 else f"{queue}~{priority}"
+
+
+def lanes(queue: str) -> list[str]:
+    """A queue's lanes, highest priority first."""
+    return [lane(queue, priority) for priority in reversed(PRIORITIES)]
+
+
+def lane_priority(name: str) -> tuple[str, int]:
+    """The queue and priority of a lane (``emails~2`` -> ``("emails", 2)``)."""
+    queue, _, priority = name.partition("~")
+    return queue, int(priority) if priority else 0
+
+
 def queue_subject(queue: str) -> str:
     """The queue's own subject; also accepted from producers that do not name the job."""
     return f"naq.jobs.{queue}"
@@ -110,9 +154,14 @@ def queued_job_subject(job_id: str) -> str:
     return f"naq.jobs.*.{job_id}"
 
 
+def lane_filters(lane: str) -> list[str]:
+    """What a lane's consumer takes: its per-job subjects and the bare lane subject."""
+    return [queue_subject(lane), job_subject(lane, "*")]
+
+
 def queue_filters(queue: str) -> list[str]:
-    """What a queue's consumer takes: its per-job subjects and the bare queue subject."""
-    return [queue_subject(queue), job_subject(queue, "*")]
+    """Every subject of a queue's jobs, in all its lanes (to count or purge them)."""
+    return [subject for name in lanes(queue) for subject in lane_filters(name)]
 
 
 def jobs_stream_subjects() -> list[str]:
@@ -171,9 +220,14 @@ def consumer_name(queue: str) -> str:
     return f"naq_{queue}"
 
 
-def queue_of_consumer(name: str) -> str | None:
-    """The queue a consumer serves, when it is one of naq's queue consumers."""
-    return name[4:] if name.startswith("naq_") and _TOKEN.match(name[4:]) else None
+def lane_of_consumer(name: str) -> str | None:
+    """The lane a consumer serves, when it is one of naq's queue consumers."""
+    if not name.startswith("naq_"):
+        return None
+    queue, _, priority = name[4:].partition("~")
+    if not _TOKEN.match(queue) or (priority and priority not in _LANE_SUFFIXES):
+        return None
+    return name[4:]
 
 
 def schedule_subject(schedule_id: str) -> str:

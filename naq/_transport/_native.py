@@ -252,15 +252,15 @@ class NativeCalls:
         too_large = record_too_large(job, self.wire.max_payload)
         if too_large is not None:
             raise too_large
-        if job.queue not in self._announced:  # once per queue (a consumer for operators)
-            await self._bridge.call(self._transport.announce_queues, {job.queue})
-            self._announced.add(job.queue)
+        if job.lane not in self._announced:  # once per queue (a consumer for operators)
+            await self._bridge.call(self._transport.announce_queues, {job.lane})
+            self._announced.add(job.lane)
         publish = functools.partial(self._publish, job)
         await self._link.call(f"enqueue of job {job.job_id}", publish, retry=job.dedupe)
 
     async def _publish(self, job: OutgoingJob, deadline: float) -> None:
         headers = message_headers(job)
-        subject = job_subject(job.queue, job.job_id)
+        subject = job_subject(job.lane, job.job_id)
         try:
             await self.wire.js_publish(
                 subject, job.record, headers, timeout=deadline - anyio.current_time()

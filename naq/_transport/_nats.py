@@ -48,6 +48,7 @@ from ._names import (
     dead_subject,
     dependency_subject,
     job_subject,
+    lane_filters,
     purged_subject,
     queue_filters,
     queued_job_subject,
@@ -128,10 +129,10 @@ def _publish_failure(url: str, error: BaseException) -> NaqError:
     )
 
 
-def _consumer_config(queue: str, ack_wait: float) -> api.ConsumerConfig:
+def _consumer_config(lane: str, ack_wait: float) -> api.ConsumerConfig:
     return api.ConsumerConfig(
-        durable_name=consumer_name(queue),
-        filter_subjects=queue_filters(queue),
+        durable_name=consumer_name(lane),
+        filter_subjects=lane_filters(lane),
         ack_policy=api.AckPolicy.EXPLICIT,
         deliver_policy=api.DeliverPolicy.ALL,
         ack_wait=ack_wait,
@@ -317,8 +318,8 @@ class NatsTransport:
             if too_large is not None:
                 raise too_large
         announced = self._announced
-        if any(job.queue not in announced for job in jobs):
-            await self.announce_queues({job.queue for job in jobs})
+        if any(job.lane not in announced for job in jobs):
+            await self.announce_queues({job.lane for job in jobs})
         publish = functools.partial(self._enqueue_many_once, jobs)
         retry = all(job.dedupe for job in jobs)
         what = (
@@ -333,7 +334,7 @@ class NatsTransport:
         outcomes = await publisher.publish_all(
             [
                 OutgoingMessage(
-                    job_subject(job.queue, job.job_id),
+                    job_subject(job.lane, job.job_id),
                     job.record,
                     message_headers(job),
                 )

@@ -31,6 +31,7 @@ from ._names import (
     SCHEDULE_PREFIX,
     SCHEDULES_BUCKET_STREAM,
     job_subject,
+    lane,
     queue_subject,
     record_subject,
     schedule_definition_subject,
@@ -94,6 +95,13 @@ class Fire:
     queue: str
     job_id: str
     record: bytes
+    priority: int = 0
+    """The run's priority: its job message goes to that lane of ``queue``."""
+
+
+def _run_subject(item: Fire) -> str:
+    """Where a run's job message goes: its job's subject in the lane of its priority."""
+    return job_subject(lane(item.queue, item.priority), item.job_id)
 
 
 class ScheduleStore:
@@ -186,10 +194,11 @@ class ScheduleStore:
     # -- server schedules -------------------------------------------------------------------
 
     async def set_server_schedule(
-        self, schedule_id: str, queue: str, pattern: str, timezone: str | None, body: bytes
+        self, schedule_id: str, lane: str, pattern: str, timezone: str | None, body: bytes
     ) -> None:
-        """Create or replace (the server rolls up the subject) the schedule message."""
-        headers = {"Nats-Schedule": pattern, "Nats-Schedule-Target": queue_subject(queue)}
+        """Create or replace (the server rolls up the subject) the schedule message, which
+        the server publishes to ``lane`` (a queue, or one of its priority lanes) when due."""
+        headers = {"Nats-Schedule": pattern, "Nats-Schedule-Target": queue_subject(lane)}
         if timezone is not None:
             headers["Nats-Schedule-Time-Zone"] = timezone
         try:
@@ -249,9 +258,7 @@ class ScheduleStore:
         for item in fires:
             messages.append(OutgoingMessage(record_subject(item.queue, item.job_id), item.record))
             messages.append(
-                OutgoingMessage(
-                    job_subject(item.queue, item.job_id), item.record, {"Nats-Msg-Id": item.job_id}
-                )
+                OutgoingMessage(_run_subject(item), item.record, {"Nats-Msg-Id": item.job_id})
             )
         for outcome in await self._jetstream.publish(messages):
             if isinstance(outcome, BaseException):
@@ -268,9 +275,7 @@ class ScheduleStore:
         jetstream = self._jetstream
         sent = await jetstream.publish(
             [
-                OutgoingMessage(
-                    job_subject(item.queue, item.job_id), item.record, {"Nats-Msg-Id": item.job_id}
-                )
+                OutgoingMessage(_run_subject(item), item.record, {"Nats-Msg-Id": item.job_id})
                 for item in fires
             ]
         )

@@ -134,6 +134,7 @@
       ["Depends on", j.depends_on.length ? j.depends_on.map((d, i) => [i ? ", " : "", jobLink(d)]) : "—"],
       ["Meta", h("code", {}, json(j.meta))],
     ];
+    if (j.priority) rows.push(["Priority", h("span", { id: "priority" }, String(j.priority))]);
     if (j.unique) rows.push(["Unique", h("span", { id: "unique" }, j.unique, " by ", h("code", {}, j.unique_key))]);
     if (j.limit_key) rows.push(["Limits", h("span", { id: "limits" },
       [j.max_running !== null ? "at most " + j.max_running + " running" : null,
