@@ -209,7 +209,8 @@ class Client:
         job's record (default 500 s, -1 forever), ``failure_ttl`` a failed or canceled one
         (default forever); ``ttl`` cancels the job if no worker starts it in time;
         ``depends_on`` (jobs, naq's or naq_sync's, or ids) defers it until they all finished;
-        ``meta`` is JSON. An explicit ``job_id`` makes the enqueue idempotent: a second one
+        ``priority`` (-2 to 2, default 0) starts it before lower ones of its queue; ``meta`` is
+        JSON. An explicit ``job_id`` makes the enqueue idempotent: a second one
         returns the first. ``Job[R]``: ``result()`` is typed as ``func``'s return value.
         """
         return await self.enqueue_call(

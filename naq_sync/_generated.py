@@ -240,7 +240,8 @@ class Client(BlockingTwin):
         job's record (default 500 s, -1 forever), ``failure_ttl`` a failed or canceled one
         (default forever); ``ttl`` cancels the job if no worker starts it in time;
         ``depends_on`` (jobs, naq's or naq_sync's, or ids) defers it until they all finished;
-        ``meta`` is JSON. An explicit ``job_id`` makes the enqueue idempotent: a second one
+        ``priority`` (-2 to 2, default 0) starts it before lower ones of its queue; ``meta`` is
+        JSON. An explicit ``job_id`` makes the enqueue idempotent: a second one
         returns the first. ``Job[R]``: ``result()`` is typed as ``func``'s return value.
         """
         return _twin_job(
@@ -704,7 +705,8 @@ def enqueue(
     job's record (default 500 s, -1 forever), ``failure_ttl`` a failed or canceled one
     (default forever); ``ttl`` cancels the job if no worker starts it in time;
     ``depends_on`` (jobs, naq's or naq_sync's, or ids) defers it until they all finished;
-    ``meta`` is JSON. An explicit ``job_id`` makes the enqueue idempotent: a second one
+    ``priority`` (-2 to 2, default 0) starts it before lower ones of its queue; ``meta`` is
+    JSON. An explicit ``job_id`` makes the enqueue idempotent: a second one
     returns the first. ``Job[R]``: ``result()`` is typed as ``func``'s return value.
 
     On the default client (``naq_sync.default_client()``).
