@@ -184,9 +184,14 @@ async def _until_both_sent(client: naq.Client, anyio_backend: str) -> None:
     native = client._connection._native
     assert native is not None
     wire = native.wire
-    with anyio.fail_after(10):
+    with anyio.move_on_after(10):
         while len(wire._mux.replies) < 2 or wire._pending:
             await anyio.sleep(0.01)
+        return
+    raise AssertionError(
+        f"not both sent within 10 s: {len(wire._mux.replies)} replies awaited, "
+        f"{len(wire._pending)} chunk(s) unwritten"
+    )
 
 
 async def test_calls_while_down_fail_with_the_same_message(server, queue_name):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import signal
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -48,7 +49,15 @@ class KillableServer(RestartableServer):
         self.stop()
 
     def pause(self) -> None:
-        self._process().send_signal(signal.SIGSTOP)
+        """Stop the server process, and return once it is stopped: a signal takes effect when
+        the process is next scheduled, so a request sent right after may still be answered."""
+        process = self._process()
+        process.send_signal(signal.SIGSTOP)
+        stat = Path(f"/proc/{process.pid}/stat")
+        deadline = time.monotonic() + 10
+        while stat.read_text().rsplit(")", 1)[1].split()[0] != "T":
+            assert time.monotonic() < deadline, "the server did not stop"
+            time.sleep(0.001)
 
     def resume(self) -> None:
         self._process().send_signal(signal.SIGCONT)
