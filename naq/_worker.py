@@ -61,6 +61,10 @@ redelivered; meanwhile the keep-alive loop keeps those messages from being redel
 SLOW_SETTLE = 0.05
 """Seconds a settle call may take before the fetch loop stops taking jobs while
 ``concurrency`` ended ones wait to be settled (see ``Worker._settling_slowly``)."""
+ASK_EXPIRY = 0.05
+"""Seconds a lane's request for jobs it holds slots for stays open: a busy lane's request is
+answered at once, and one that ran dry gives its slots back this soon (then it rings, for
+up to ``poll_interval``, holding none) instead of keeping them from the other lanes."""
 MEMORY_CHECK_INTERVAL = 0.1
 """Seconds between RSS reads for ``max_memory_mib`` (read when a job ends, at most this often)."""
 
@@ -156,6 +160,7 @@ class Worker:
         self.ack_wait = float(ack_wait)
         self.max_deliveries = max_deliveries
         self.poll_interval = poll_interval
+        self._ask_expiry = min(poll_interval, ASK_EXPIRY)
         self.burst = burst
         self.processed = 0
         self.id = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
@@ -287,8 +292,9 @@ class Worker:
         """Keep a slot for every message asked for; start each job as its message arrives.
 
         ``reserved`` counts slots held for messages the open pull request may still bring.
-        A stop lets that request run out (within ``poll_interval``) and runs what it brings,
-        so no delivered message is left waiting for its ack wait.
+        A stop lets that request run out (within ``ASK_EXPIRY``, or ``poll_interval`` for a
+        bell) and runs what it brings, so no delivered message is left waiting for its ack
+        wait.
 
         Lanes take turns for slots by priority (``Slots``). A lane that found nothing in
         its last request (or has not asked yet) holds no slot while it waits for work: it
@@ -332,7 +338,7 @@ class Worker:
                 await self._wait_for_settling()
             try:
                 deliveries, owed = await connection.call(
-                    connection.transport.fetch, lane, reserved, self.poll_interval
+                    connection.transport.fetch, lane, reserved, self._ask_expiry
                 )
             except Exception as exc:  # noqa: BLE001 - logged; nats-py reconnects by itself
                 logger.warning("fetch from {} failed, retrying: {!r}", lane, exc)
