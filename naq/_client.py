@@ -363,6 +363,9 @@ class Client:
         failure_ttl: Seconds | None = None,
         ttl: Seconds | None = None,
         meta: Mapping[str, Any] | None = None,
+        max_running: int | None = None,
+        rate_limit: str | None = None,
+        limit_key: str | None = None,
         priority: int = 0,
     ) -> list[Job[R]]:
         """Enqueue many calls in one pipelined batch, with the same options for all.
@@ -379,6 +382,9 @@ class Client:
             failure_ttl=failure_ttl,
             ttl=ttl,
             meta=meta,
+            max_running=max_running,
+            rate_limit=rate_limit,
+            limit_key=limit_key,
             priority=priority,
         )
         calls = list(calls)
@@ -467,6 +473,9 @@ class Client:
         result_ttl: Seconds | None = None,
         failure_ttl: Seconds | None = None,
         meta: Mapping[str, Any] | None = None,
+        max_running: int | None = None,
+        rate_limit: str | None = None,
+        limit_key: str | None = None,
         priority: int = 0,
         **kwargs: Any,
     ) -> Job[R]:
@@ -486,6 +495,9 @@ class Client:
             result_ttl=result_ttl,
             failure_ttl=failure_ttl,
             meta=meta,
+            max_running=max_running,
+            rate_limit=rate_limit,
+            limit_key=limit_key,
             priority=priority,
         )
         record = self._new_record(func, args, kwargs, job_id, options)
@@ -519,6 +531,9 @@ class Client:
         result_ttl: Seconds | None = None,
         failure_ttl: Seconds | None = None,
         meta: Mapping[str, Any] | None = None,
+        max_running: int | None = None,
+        rate_limit: str | None = None,
+        limit_key: str | None = None,
         priority: int = 0,
         **kwargs: Any,
     ) -> Schedule:
@@ -539,6 +554,9 @@ class Client:
             result_ttl=result_ttl,
             failure_ttl=failure_ttl,
             meta=meta,
+            max_running=max_running,
+            rate_limit=rate_limit,
+            limit_key=limit_key,
             priority=priority,
         )
         record = self._new_record(func, args, kwargs, schedule_id, options)

@@ -338,6 +338,9 @@ class Client(BlockingTwin):
         failure_ttl: Seconds | None = None,
         ttl: Seconds | None = None,
         meta: Mapping[str, Any] | None = None,
+        max_running: int | None = None,
+        rate_limit: str | None = None,
+        limit_key: str | None = None,
         priority: int = 0,
     ) -> list[Job[R]]:
         """Enqueue many calls in one pipelined batch, with the same options for all.
@@ -360,6 +363,9 @@ class Client(BlockingTwin):
                         failure_ttl=failure_ttl,
                         ttl=ttl,
                         meta=meta,
+                        max_running=max_running,
+                        rate_limit=rate_limit,
+                        limit_key=limit_key,
                         priority=priority,
                     )
                 ),
@@ -417,6 +423,9 @@ class Client(BlockingTwin):
         result_ttl: Seconds | None = None,
         failure_ttl: Seconds | None = None,
         meta: Mapping[str, Any] | None = None,
+        max_running: int | None = None,
+        rate_limit: str | None = None,
+        limit_key: str | None = None,
         priority: int = 0,
         **kwargs: Any,
     ) -> Job[R]:
@@ -441,6 +450,9 @@ class Client(BlockingTwin):
                     result_ttl=result_ttl,
                     failure_ttl=failure_ttl,
                     meta=meta,
+                    max_running=max_running,
+                    rate_limit=rate_limit,
+                    limit_key=limit_key,
                     priority=priority,
                 ),
                 **kwargs,
@@ -471,6 +483,9 @@ class Client(BlockingTwin):
         result_ttl: Seconds | None = None,
         failure_ttl: Seconds | None = None,
         meta: Mapping[str, Any] | None = None,
+        max_running: int | None = None,
+        rate_limit: str | None = None,
+        limit_key: str | None = None,
         priority: int = 0,
         **kwargs: Any,
     ) -> Schedule:
@@ -496,6 +511,9 @@ class Client(BlockingTwin):
                 result_ttl=result_ttl,
                 failure_ttl=failure_ttl,
                 meta=meta,
+                max_running=max_running,
+                rate_limit=rate_limit,
+                limit_key=limit_key,
                 priority=priority,
             ),
             **kwargs,
@@ -797,6 +815,9 @@ def enqueue_many(
     failure_ttl: Seconds | None = None,
     ttl: Seconds | None = None,
     meta: Mapping[str, Any] | None = None,
+    max_running: int | None = None,
+    rate_limit: str | None = None,
+    limit_key: str | None = None,
     priority: int = 0,
 ) -> list[Job[R]]:
     """Enqueue many calls in one pipelined batch, with the same options for all.
@@ -816,6 +837,9 @@ def enqueue_many(
         failure_ttl=failure_ttl,
         ttl=ttl,
         meta=meta,
+        max_running=max_running,
+        rate_limit=rate_limit,
+        limit_key=limit_key,
         priority=priority,
     )
 
@@ -896,6 +920,9 @@ def enqueue_at(
     result_ttl: Seconds | None = None,
     failure_ttl: Seconds | None = None,
     meta: Mapping[str, Any] | None = None,
+    max_running: int | None = None,
+    rate_limit: str | None = None,
+    limit_key: str | None = None,
     priority: int = 0,
     **kwargs: Any,
 ) -> Job[R]:
@@ -919,6 +946,9 @@ def enqueue_at(
         result_ttl=result_ttl,
         failure_ttl=failure_ttl,
         meta=meta,
+        max_running=max_running,
+        rate_limit=rate_limit,
+        limit_key=limit_key,
         priority=priority,
         **kwargs,
     )
@@ -947,6 +977,9 @@ def schedule(
     result_ttl: Seconds | None = None,
     failure_ttl: Seconds | None = None,
     meta: Mapping[str, Any] | None = None,
+    max_running: int | None = None,
+    rate_limit: str | None = None,
+    limit_key: str | None = None,
     priority: int = 0,
     **kwargs: Any,
 ) -> Schedule:
@@ -972,6 +1005,9 @@ def schedule(
         result_ttl=result_ttl,
         failure_ttl=failure_ttl,
         meta=meta,
+        max_running=max_running,
+        rate_limit=rate_limit,
+        limit_key=limit_key,
         priority=priority,
         **kwargs,
     )

@@ -169,3 +169,28 @@ async def _open_gate(listener: anyio.abc.SocketListener) -> None:
     """Let the gate job through when it runs again."""
     async with await listener.accept() as gate:
         await gate.send(b"x")
+
+
+async def test_batches_delayed_and_recurring_jobs_take_limits_too(client, nats_url, queue_name):
+    """``enqueue_many``, ``enqueue_at``/``enqueue_in`` and ``schedule`` take the same limits,
+    kept in each job's record (a schedule's template) and held by the workers."""
+    key = f"{queue_name}-batch"
+    calls = [naq.Call(jobs.limit_probe, (key, 0.1)) for _ in range(5)]
+    batch = await client.enqueue_many(calls, queue=queue_name, max_running=1, limit_key=key)
+    delayed = await client.enqueue_in(
+        0, jobs.limit_probe, key, 0.1, queue=queue_name, max_running=1, limit_key=key
+    )
+    schedule = await client.schedule(
+        jobs.add, 1, 1, cron="0 0 1 1 *", queue=queue_name, rate_limit="5/s", limit_key=key
+    )
+    assert (schedule.template.rate_limit, schedule.template.limit_key) == ("5/s", key)
+    await client.cancel_schedule(schedule.id)
+    async with (
+        running_worker(nats_url, [queue_name], concurrency=10),
+        running_worker(nats_url, [queue_name], concurrency=10),
+    ):
+        for job in [*batch, delayed]:
+            assert await job.result(timeout=60) == key
+    assert jobs.probe_most(key) <= 1
+    records = [await job.refresh() for job in [*batch, delayed]]
+    assert {(r.max_running, r.limit_key) for r in records} == {(1, key)}
