@@ -226,3 +226,17 @@ async def test_every_queue_is_listed_past_the_servers_page_of_256_consumers(clie
         await client.enqueue(jobs.add, 1, 1, queue=name, priority=1)
     listed = {q.name: q.pending for q in await naq.Admin(client).queues()}
     assert {name: listed.get(name) for name in names} == dict.fromkeys(names, 1)
+
+
+def test_lane_names_round_trip_and_never_clash_with_a_queue():
+    from naq._transport import names
+
+    assert names.lanes("emails") == ["emails~2", "emails~1", "emails", "emails~-1", "emails~-2"]
+    for priority in names.PRIORITIES:
+        lane = names.lane("emails", priority)
+        assert names.lane_priority(lane) == ("emails", priority)
+        assert names.lane_of_consumer(names.consumer_name(lane)) == lane
+    for not_ours in ("naq_emails~3", "naq_emails~x", "naq_", "other_emails", "naq_a.b"):
+        assert names.lane_of_consumer(not_ours) is None
+    with pytest.raises(naq.ConfigurationError):
+        naq.Client("nats://127.0.0.1:1").queue("emails~2")  # a lane is not a queue name
