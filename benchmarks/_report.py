@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import statistics
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 import attrs
 
-__all__ = ["Row", "format_table", "interleave", "ratio_table", "write_json"]
+from naq.server import EmbeddedServer
+
+__all__ = ["Row", "compare_workers", "format_table", "interleave", "ratio_table", "write_json"]
+
+V = TypeVar("V")
 
 
 @attrs.frozen
@@ -103,3 +110,31 @@ def ratio_table(
             f"({min(ratios):.{digits}f}-{max(ratios):.{digits}f}) |"
         )
     return "\n".join(lines)
+
+
+def compare_workers(
+    description: str,
+    variants: Mapping[str, V],
+    drain: Callable[[str, int, V], Awaitable[float]],
+    concurrency: int,
+) -> None:
+    """The ``main`` of a worker-cost benchmark: ``drain(url, jobs, variant)`` in jobs/s for
+    each variant, rounds interleaved on one embedded server, ratios to the first variant.
+
+    ``--quick``: 1,000 jobs, one round; else 5,000 jobs, 3 rounds.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="1,000 jobs, one round")
+    args = parser.parse_args()
+    jobs, rounds = (1_000, 1) if args.quick else (5_000, 3)
+    base = next(iter(variants))
+    with EmbeddedServer() as server:
+        rates = interleave(
+            rounds,
+            variants,
+            lambda name: anyio.run(drain, server.url, jobs, variants[name]),
+            "jobs/s",
+        )
+    print(f"{os.cpu_count()} CPU(s), {jobs:,} noop async def jobs, c={concurrency}, asyncio,")
+    print(f"median of {rounds} round(s); ratio to {base!r} in the same round")
+    print(ratio_table(rates, base, "worker", "jobs/s"))

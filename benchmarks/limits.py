@@ -13,15 +13,8 @@ ratio is to the unlimited drain of the same round.
 
 from __future__ import annotations
 
-import argparse
-import os
-
-import anyio
-
-from naq.server import EmbeddedServer
-
 from ._naq_paths import drain_queue, fill_queue
-from ._report import interleave, ratio_table
+from ._report import compare_workers
 
 CONCURRENCY = 100
 VARIANTS: dict[str, dict[str, object]] = {
@@ -39,20 +32,7 @@ async def _run(url: str, jobs: int, options: dict[str, object]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="The worker's cost of limits.")
-    parser.add_argument("--quick", action="store_true", help="1,000 jobs, one round")
-    args = parser.parse_args()
-    jobs, rounds = (1_000, 1) if args.quick else (5_000, 3)
-    with EmbeddedServer() as server:
-        rates = interleave(
-            rounds,
-            VARIANTS,
-            lambda name: anyio.run(_run, server.url, jobs, VARIANTS[name]),
-            "jobs/s",
-        )
-    print(f"{os.cpu_count()} CPU(s), {jobs:,} noop async def jobs, c={CONCURRENCY}, asyncio,")
-    print(f"median of {rounds} round(s); ratio to 'no limit' in the same round")
-    print(ratio_table(rates, "no limit", "worker", "jobs/s"))
+    compare_workers("The worker's cost of limits.", VARIANTS, _run, CONCURRENCY)
 
 
 if __name__ == "__main__":

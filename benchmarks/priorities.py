@@ -12,17 +12,11 @@ ratio is to the drain without priorities of the same round.
 
 from __future__ import annotations
 
-import argparse
-import os
-
-import anyio
-
 import naq
-from naq.server import EmbeddedServer
 
 from ._jobs import noop
 from ._naq_paths import drain_queue, fresh_queue
-from ._report import interleave, ratio_table
+from ._report import compare_workers
 
 CONCURRENCY = 100
 VARIANTS: dict[str, list[int]] = {
@@ -52,20 +46,7 @@ async def _run(url: str, jobs: int, priorities: list[int]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="The worker's cost of priorities.")
-    parser.add_argument("--quick", action="store_true", help="1,000 jobs, one round")
-    args = parser.parse_args()
-    jobs, rounds = (1_000, 1) if args.quick else (5_000, 3)
-    with EmbeddedServer() as server:
-        rates = interleave(
-            rounds,
-            VARIANTS,
-            lambda name: anyio.run(_run, server.url, jobs, VARIANTS[name]),
-            "jobs/s",
-        )
-    print(f"{os.cpu_count()} CPU(s), {jobs:,} noop async def jobs, c={CONCURRENCY}, asyncio,")
-    print(f"median of {rounds} round(s); ratio to 'no priority' in the same round")
-    print(ratio_table(rates, "no priority", "worker", "jobs/s"))
+    compare_workers("The worker's cost of priorities.", VARIANTS, _run, CONCURRENCY)
 
 
 if __name__ == "__main__":
