@@ -34,16 +34,25 @@ T = TypeVar("T")
 
 
 class _StatusIn:
-    """Predicate on raw record bytes, evaluated on the transport's loop."""
+    """Predicate on raw record bytes, evaluated on the transport's loop. One per wait: it
+    keeps the record it decoded last, so the one that ends the wait is not decoded twice."""
 
     def __init__(self, statuses: frozenset[JobStatus]) -> None:
         self.statuses = statuses
+        self._last: tuple[bytes, JobRecord] | None = None
 
     def __call__(self, data: bytes) -> bool:
-        return decode_record(data).status in self.statuses
+        record = decode_record(data)
+        self._last = (data, record)
+        return record.status in self.statuses
+
+    def decoded(self, data: bytes) -> JobRecord:
+        """``data`` as a record: the one decoded last if it is the same bytes."""
+        last = self._last
+        return last[1] if last is not None and last[0] is data else decode_record(data)
 
 
-_TERMINAL = _StatusIn(frozenset(s for s in JobStatus if s.is_terminal))
+_TERMINAL = frozenset(s for s in JobStatus if s.is_terminal)
 
 
 class Connection:
@@ -193,7 +202,7 @@ class Connection:
 
         ``None`` means any terminal status (finished, failed, canceled).
         """
-        done = _TERMINAL if statuses is None else _StatusIn(statuses)
+        done = _StatusIn(_TERMINAL if statuses is None else statuses)
         try:
             data = await self.call(self.transport.wait_record, job_id, done, timeout)
         except TimeoutError:
@@ -201,4 +210,4 @@ class Connection:
             raise ResultTimeout(f"job {job_id} did not {wanted} within {timeout} s") from None
         if data is None:
             raise JobNotFound(f"no job {job_id!r} (it never existed or its record expired)")
-        return decode_record(data)
+        return done.decoded(data)
