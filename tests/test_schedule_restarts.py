@@ -96,6 +96,20 @@ async def test_run_missed_while_server_down_fires_once(tmp_path, queue_name, eng
             server.start()
             before = (await client.fetch_schedule(schedule.id)).runs
             await until(lambda: runs_at_least(before + 2), timeout=60)
+            # A run is counted when a worker claims it, before its record is written: wait
+            # until the last one counted has finished (the worker's settle loop may be
+            # catching up on the restart), so every run before it has its record too.
+            last = (await client.fetch_schedule(schedule.id)).last_job_id
+            assert last is not None
+
+            async def finished(job_id: str) -> bool:
+                try:
+                    job = await client.fetch_job(job_id)
+                except naq.JobNotFound:
+                    return False
+                return job.record is not None and job.record.status is naq.JobStatus.FINISHED
+
+            await until(lambda: finished(last), timeout=60)
             await client.cancel_schedule(schedule.id)
             # Every slot up to now: the runs after the outage may come later than a few
             # seconds after the restart on a loaded machine (the wait above allows 60 s).
