@@ -110,6 +110,7 @@ async def drain_queue(
     concurrency: int,
     metrics: naq.WorkerMetrics | None = None,
     history_interval: float | None = None,
+    all_lanes: bool = False,
 ) -> float:
     """Jobs per second for one Worker to run a filled queue's jobs and store their results.
 
@@ -117,7 +118,8 @@ async def drain_queue(
     consumer has every message acked, which naq does only after the job's outcome is stored.
     A sample of the results is then read back through naq, untimed. ``metrics``: the
     worker counts its jobs for Prometheus; ``history_interval``: how often it stores its
-    throughput history (default: every 10 s; both for ``benchmarks.metrics``).
+    throughput history (default: every 10 s; both for ``benchmarks.metrics``);
+    ``all_lanes``: the jobs have priorities (``benchmarks.priorities``).
     """
     history = {} if history_interval is None else {"history_interval": history_interval}
     worker = naq.Worker([queue], url=url, concurrency=concurrency, metrics=metrics, **history)
@@ -132,6 +134,7 @@ async def drain_queue(
                 queue,
                 60.0 + len(job_ids) / 50,
                 abandon,
+                all_lanes,
                 abandon_on_cancel=True,
             )
         finally:

@@ -42,7 +42,7 @@ async def _fill(url: str, jobs: int, priorities: list[int]) -> tuple[str, list[s
 
 async def _run(url: str, jobs: int, priorities: list[int]) -> float:
     queue, ids = await _fill(url, jobs, priorities)
-    return await drain_queue(url, queue, ids, CONCURRENCY)
+    return await drain_queue(url, queue, ids, CONCURRENCY, all_lanes=True)
 
 
 def main() -> None:

@@ -46,6 +46,9 @@ class Slots:
         await anyio.lowlevel.checkpoint_if_cancelled()
         if self.value > 0:
             self.value -= 1
+            # Let other tasks run first, as anyio's Semaphore does: jobs ending meanwhile
+            # free more slots, and the fetch loop asks for all of them in one request.
+            await anyio.lowlevel.cancel_shielded_checkpoint()
             return
         waiter = _Waiter(priority)
         self._waiting.append(waiter)
