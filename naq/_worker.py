@@ -301,8 +301,6 @@ class Worker:
         rings (``_ring``), so an idle lane never keeps slots from a busy one, and takes
         slots again once its bell brings a job.
         """
-        connection = self._connection
-        assert connection is not None
         queue, priority = names.lane_priority(lane)
         ringing = True  # until the lane shows it has jobs
         reserved = 0
@@ -316,8 +314,7 @@ class Worker:
                     return  # burst: this lane is empty and nothing runs that could add to it
                 continue
             if reserved == 0:
-                if self._job_budget == 0 and await self._budget_spent():
-                    self._reach_limit(f"took {self.max_jobs} job(s) (max_jobs)")
+                await self._jobs_left()
                 if self._stop_requested or not await self._wait_for_slot(slots, priority):
                     return
                 if self._stop_requested or self._job_budget == 0:
@@ -336,19 +333,10 @@ class Worker:
                 reserved += 1
             if self._unsettled >= self.concurrency and self._settling_slowly():
                 await self._wait_for_settling()
-            try:
-                deliveries, owed = await connection.call(
-                    connection.transport.fetch, lane, reserved, self._ask_expiry
-                )
-            except Exception as exc:  # noqa: BLE001 - logged; nats-py reconnects by itself
-                logger.warning("fetch from {} failed, retrying: {!r}", lane, exc)
-                deliveries, owed = [], 0
-                await anyio.sleep(self.poll_interval)  # back off while NATS reconnects
+            deliveries, owed = await self._ask(lane, reserved, self._ask_expiry)
             reserved -= len(deliveries)
             self._spend_budget(len(deliveries))
-            for delivery in deliveries:
-                self._in_flight.add(delivery)
-                dispatch.put((delivery, queue))
+            self._hand_out(deliveries, queue, dispatch)
             for _ in range(reserved - owed):
                 self._free_slot(slots)
             self._give_back_budget(reserved - owed)  # asked for, not delivered
@@ -373,20 +361,9 @@ class Worker:
         bell holds no unit of ``max_jobs``: its job spends one when it comes, or, when none
         is left, goes back to its queue unrun.
         """
-        connection = self._connection
-        assert connection is not None
-        if self._job_budget == 0:
-            if await self._budget_spent():
-                self._reach_limit(f"took {self.max_jobs} job(s) (max_jobs)")
+        if not await self._jobs_left():
             return False
-        try:
-            deliveries, _ = await connection.call(
-                connection.transport.fetch, lane, 1, self.poll_interval
-            )
-        except Exception as exc:  # noqa: BLE001 - logged; nats-py reconnects by itself
-            logger.warning("fetch from {} failed, retrying: {!r}", lane, exc)
-            deliveries = []
-            await anyio.sleep(self.poll_interval)  # back off while NATS reconnects
+        deliveries, _ = await self._ask(lane, 1, self.poll_interval)
         if not deliveries:
             return False
         if self._job_budget is not None:
@@ -399,10 +376,31 @@ class Worker:
             slots.acquire_nowait()
         else:
             self._borrowed += 1
+        self._hand_out(deliveries, queue, dispatch)
+        return True
+
+    async def _ask(self, lane: str, want: int, expiry: float) -> tuple[list[Delivery], int]:
+        """Up to ``want`` of the lane's jobs as they come, and how many more its request may
+        bring; none after a failure (logged), once ``poll_interval`` has passed."""
+        connection = self._connection
+        assert connection is not None
+        try:
+            return await connection.call(connection.transport.fetch, lane, want, expiry)
+        except Exception as exc:  # noqa: BLE001 - logged; nats-py reconnects by itself
+            logger.warning("fetch from {} failed, retrying: {!r}", lane, exc)
+            await anyio.sleep(self.poll_interval)  # back off while NATS reconnects
+            return [], 0
+
+    def _hand_out(
+        self,
+        deliveries: list[Delivery],
+        queue: str,
+        dispatch: DispatchQueue[tuple[Delivery, str]],
+    ) -> None:
+        """Start the delivered jobs: in flight until settled, queued for the runners."""
         for delivery in deliveries:
             self._in_flight.add(delivery)
             dispatch.put((delivery, queue))
-        return True
 
     def _hand_back_unrun(self, delivery: Delivery, queue: str) -> None:
         """Send a job back to its queue at once, not run and not counted as an attempt."""
@@ -459,6 +457,13 @@ class Worker:
             if self._budget_back is not None:
                 self._budget_back.set()
                 self._budget_back = None
+
+    async def _jobs_left(self) -> bool:
+        """Whether ``max_jobs`` leaves a job to ask for; all spent, the worker stops."""
+        if self._job_budget == 0 and await self._budget_spent():
+            self._reach_limit(f"took {self.max_jobs} job(s) (max_jobs)")
+            return False
+        return True
 
     async def _budget_spent(self) -> bool:
         """With none of ``max_jobs`` left: whether it is all spent, once the asks still open
