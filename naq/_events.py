@@ -84,9 +84,9 @@ class EventStream:
     """An async iterator of :class:`Event`; use ``async with client.events(...) as events``."""
 
     def __init__(self, connection: Connection, job_id: str | None, queue: str | None) -> None:
-        lanes = ["*"] if queue is None else names.lanes(queue)
-        subjects = [names.stored_record_subject(queue or "*", job_id or "*")] + [
-            names.job_subject(lane, job_id or "*") for lane in lanes
+        subjects = [
+            names.stored_record_subject(queue or "*", job_id or "*"),
+            *names.queued_subjects(queue, job_id or "*"),
         ]
         self._subscription = EventSubscription(connection, subjects)
         self._buffer: collections.deque[Event] = collections.deque()

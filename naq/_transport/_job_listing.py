@@ -39,11 +39,8 @@ async def stored_jobs(jetstream: JetStream, queue: str | None, queued_limit: int
     msgs = await jetstream.latest_per_subject(JOBS_BUCKET_STREAM, f"$KV.{JOBS_BUCKET}.{token}.*")
     records = [msg.data for msg in msgs if msg.data]  # empty: a delete or purge marker
     queued: list[bytes] = []
-    lanes = ["*"] if queue is None else names.lanes(queue)
-    for lane in lanes:
-        found, more = await _queued_messages(
-            jetstream, names.job_subject(lane, "*"), queued_limit - len(queued)
-        )
+    for subject in names.queued_subjects(queue):
+        found, more = await _queued_messages(jetstream, subject, queued_limit - len(queued))
         queued += found
         if more:
             return StoredJobs(records, queued, True)

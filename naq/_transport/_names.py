@@ -45,6 +45,7 @@ __all__ = [
     "queue_records_subject",
     "queue_subject",
     "queued_job_subject",
+    "queued_subjects",
     "record_subject",
     "schedule_definition_subject",
     "schedule_subject",
@@ -157,6 +158,12 @@ def queued_job_subject(job_id: str) -> str:
 def lane_filters(lane: str) -> list[str]:
     """What a lane's consumer takes: its per-job subjects and the bare lane subject."""
     return [queue_subject(lane), job_subject(lane, "*")]
+
+
+def queued_subjects(queue: str | None, job_id: str = "*") -> list[str]:
+    """Where a queue's jobs wait, one subject per lane (every queue's when ``queue`` is None)."""
+    lanes_of_queue = ["*"] if queue is None else lanes(queue)
+    return [job_subject(name, job_id) for name in lanes_of_queue]
 
 
 def queue_filters(queue: str) -> list[str]:
