@@ -45,9 +45,11 @@ from nats.js import api
 from naq._transport import _pull
 from naq._transport._deliveries import _delivery_count, _job_id_of, stream_sequence
 from naq._transport._direct_get import dependency_edges, multi_last_requests
+from naq._transport._jetstream import JetStream
 from naq._transport._nats import NatsTransport
 from naq._transport._publisher import AckedPublisher, OutgoingMessage, PublishError, _refusal
 from naq._transport._pull import PullConsumer
+from naq._transport._streams import JOBS_MAX_CONSUMERS, jobs_stream
 from naq._transport._wire_protocol import Msg as WireMsg
 
 pytestmark = pytest.mark.anyio
@@ -626,3 +628,30 @@ async def test_read_since_reads_every_message_stored_from_a_time_on(nats_url, nc
     assert nothing == []
     assert [m.data for m in one] == [str(i).encode() for i in range(1200) if i % 7 == 3]
     assert (await js.stream_info(stream)).state.consumer_count == 0
+
+
+async def test_ensure_stream_raises_a_default_consumer_limit_and_keeps_an_operators(nc):
+    """nats-server 2.15 lets a stream left at ``max_consumers`` -1 take 1,000 consumers: 200
+    queues of five lanes. The jobs stream asks for more, also of a stream made before."""
+    jetstream = JetStream(replicas=1)
+    await jetstream.attach(nc, timeout=10)
+    js = nc.jetstream()
+    older, operators = (f"PROTO_{uuid.uuid4().hex[:10]}" for _ in range(2))
+    await js.add_stream(api.StreamConfig(name=older, subjects=[f"{older}.>"]))
+    await js.add_stream(
+        api.StreamConfig(name=operators, subjects=[f"{operators}.>"], max_consumers=50)
+    )
+    try:
+        assert (await js.stream_info(older)).config.max_consumers == -1
+        for name in (older, operators):
+            await jetstream.ensure_stream(
+                api.StreamConfig(
+                    name=name, subjects=[f"{name}.>"], max_consumers=JOBS_MAX_CONSUMERS
+                )
+            )
+        assert (await js.stream_info(older)).config.max_consumers == JOBS_MAX_CONSUMERS
+        assert (await js.stream_info(operators)).config.max_consumers == 50
+        assert jobs_stream(1).max_consumers == JOBS_MAX_CONSUMERS >= 5 * 10_000
+    finally:
+        for name in (older, operators):
+            await js.delete_stream(name)

@@ -78,7 +78,9 @@ class JetStream:
 
         An existing stream keeps its other settings and subjects: what ``config`` adds is
         its missing subjects, direct get and message schedules (neither can be turned off
-        by an older naq, so an upgrade never flips them back and forth).
+        by an older naq, so an upgrade never flips them back and forth), and its
+        ``max_consumers`` where the stream has the server's default (an operator's own
+        limit is kept).
         """
         try:
             await self.js.add_stream(config)
@@ -90,14 +92,18 @@ class JetStream:
             missing = [s for s in config.subjects or [] if s not in subjects]
             direct = bool(current.allow_direct or config.allow_direct)
             schedules = bool(current.allow_msg_schedules or config.allow_msg_schedules)
+            consumers = config.max_consumers if (current.max_consumers or -1) < 0 else None
             if (
                 missing
                 or direct != bool(current.allow_direct)
                 or (schedules != bool(current.allow_msg_schedules))
+                or consumers is not None
             ):
                 changes: dict[str, Any] = {"subjects": subjects + missing, "allow_direct": direct}
                 if schedules:
                     changes["allow_msg_schedules"] = True
+                if consumers is not None:
+                    changes["max_consumers"] = consumers
                 await self.js.update_stream(current.evolve(**changes))
 
     async def ensure_bucket(self, config: api.KeyValueConfig) -> None:

@@ -25,6 +25,7 @@ from ._names import (
 )
 
 __all__ = [
+    "JOBS_MAX_CONSUMERS",
     "STATS_MAX_AGE",
     "STATS_MAX_BYTES",
     "WORKER_MARKER_TTL",
@@ -39,6 +40,9 @@ __all__ = [
     "workers_bucket",
 ]
 
+JOBS_MAX_CONSUMERS = 100_000
+"""Consumers the jobs stream takes: one per queue and priority (five lanes a queue). A stream
+left at the server's default (-1) took only 1,000 on nats-server 2.15: 200 queues."""
 WORKER_MARKER_TTL = 60
 """Seconds a worker's delete marker stays, so watchers see the exit, then the key is gone."""
 STATS_MAX_AGE = 24 * 3600.0
@@ -57,6 +61,7 @@ def jobs_stream(replicas: int) -> api.StreamConfig:
         storage=api.StorageType.FILE,
         duplicate_window=120.0,
         num_replicas=replicas,
+        max_consumers=JOBS_MAX_CONSUMERS,
     )
 
 
