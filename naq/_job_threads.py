@@ -98,6 +98,8 @@ class ThreadJob:
         """Wakes the task waiting for it; set when it is handed over."""
 
     def _finish(self, outcome: Outcome) -> None:
+        if self.abandoned:
+            return  # given up on after the thread posted it: nobody waits for it
         self.outcome = outcome
         if self._wake is not None:
             self._wake()
@@ -144,20 +146,29 @@ class JobThreads:
         Cancelled (a timeout, a cancel scope), the job is abandoned: dropped if no thread
         took it yet, else left to finish in its thread, which is retired and replaced.
         """
+        self._queue(job)
+        try:
+            # The outcome comes back through the loop, so it cannot arrive before this waits.
+            await self._wait(job)
+        except BaseException:
+            self.abandon(job)
+            raise
+        assert job.outcome is not None
+        return job.outcome
+
+    def submit(self, job: ThreadJob, done: Callable[[ThreadJob], object]) -> None:
+        """Run ``job`` in a thread without waiting: ``done(job)`` is called on the loop with
+        its outcome set, in order with the other outcomes, unless it was abandoned first."""
+        job._wake = lambda: done(job)
+        self._queue(job)
+
+    def _queue(self, job: ThreadJob) -> None:
         with self._lock:
             if self._closed:
                 raise RuntimeError("JobThreads is closed")
             self._jobs.append(job)
             if not self._waking:
                 self._wake_one()
-        try:
-            # The outcome comes back through the loop, so it cannot arrive before this waits.
-            await self._wait(job)
-        except BaseException:
-            self._abandon(job)
-            raise
-        assert job.outcome is not None
-        return job.outcome
 
     def call_in_loop(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` on the event loop soon, in order with the outcomes handed back."""
@@ -189,7 +200,9 @@ class JobThreads:
                 target=self._serve, args=(thread,), name=self._name, daemon=True
             ).start()
 
-    def _abandon(self, job: ThreadJob) -> None:
+    def abandon(self, job: ThreadJob) -> None:
+        """Give up on ``job``: it never runs if no thread took it yet, else its thread is
+        retired and replaced, and its outcome is dropped."""
         with self._lock:
             job.abandoned = True
             thread = job.thread

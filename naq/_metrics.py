@@ -1,6 +1,6 @@
 """Prometheus metrics of a worker (``WorkerMetrics``) and of the cluster (``cluster_metrics``).
 
-The worker's job path only bumps plain integers and bucket counts in ``_Series`` objects
+The worker's job path only bumps plain integers and bucket counts in ``Series`` objects
 (one per queue and function), on its event loop thread; nothing touches prometheus_client
 until a scrape, when the collector copies them into metric families. That keeps the cost
 with metrics on to a dict lookup and a few additions per job, and without them (no
@@ -35,6 +35,7 @@ __all__ = [
     "MAX_FUNCTIONS",
     "OTHER_FUNCTION",
     "UNKNOWN_FUNCTION",
+    "Series",
     "WorkerMetrics",
     "cluster_metrics",
     "require_prometheus",
@@ -87,7 +88,7 @@ class _Histogram:
         return out
 
 
-class _Series:
+class Series:
     """Everything counted for one (queue, function)."""
 
     __slots__ = ("counts", "in_progress", "run", "started", "wait")
@@ -113,7 +114,7 @@ class WorkerMetrics:
         from prometheus_client import CollectorRegistry, ProcessCollector
         from prometheus_client.registry import Collector
 
-        self._series: dict[tuple[str, str], _Series] = {}
+        self._series: dict[tuple[str, str], Series] = {}
         self._functions: set[str] = set()
         self._workers: dict[str, bool] = {}
         self._server: WSGIServer | None = None
@@ -132,7 +133,7 @@ class WorkerMetrics:
 
     # -- the job path (the worker's event loop thread) ----------------------------------
 
-    def series(self, queue: str, function: str) -> _Series:
+    def series(self, queue: str, function: str) -> Series:
         """The counters of ``queue`` and ``function`` (``other`` past MAX_FUNCTIONS)."""
         found = self._series.get((queue, function))
         if found is not None:
@@ -141,7 +142,7 @@ class WorkerMetrics:
             if len(self._functions) >= MAX_FUNCTIONS:
                 return self.series(queue, OTHER_FUNCTION)
             self._functions.add(function)
-        made = self._series[(queue, function)] = _Series()
+        made = self._series[(queue, function)] = Series()
         return made
 
     def started(self, queue: str, function: str, wait: float | None) -> None:

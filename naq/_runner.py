@@ -8,12 +8,13 @@ progress from inside the job, and the final record.
 from __future__ import annotations
 
 import collections
+import contextvars
 import functools
 import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import anyio
 import attrs
@@ -24,9 +25,9 @@ from ._context import JobContext
 from ._errors import ConfigurationError, SerializationError
 from ._execution import execute, is_async_callable
 from ._hooks import JobHooks
-from ._job_threads import JobThreads
+from ._job_threads import JobThreads, ThreadJob
 from ._limits import JobLimits
-from ._metrics import UNKNOWN_FUNCTION, WorkerMetrics
+from ._metrics import UNKNOWN_FUNCTION, Series, WorkerMetrics
 from ._outcome import Outcome, error_info
 from ._record import (
     ErrorInfo,
@@ -139,6 +140,9 @@ class _RecentIds:
     def __contains__(self, item: str) -> bool:
         return item in self._set
 
+
+_Began: TypeAlias = "tuple[Series, float] | None"
+"""A running job's metrics series and when it began, when the worker has metrics."""
 
 DependencyResults = Callable[[JobRecord], Awaitable[dict[str, object]]]
 ClaimFiredRun = Callable[[JobRecord, ServerFire], Awaitable[JobRecord | None]]
@@ -295,22 +299,13 @@ class JobRunner:
                 tracing.ended(span, update.event, ended.error if ended is not None else None)
             return update
         finally:
-            if self.limits is not None and job.record.max_running is not None:
-                self.limits.release(job.record.id)
+            self._release_limit(job)
 
     async def _execute(self, job: StartedJob, scope: anyio.CancelScope) -> Update:
-        record = job.record
-        if record.id in self._cancelled:  # the notice came while it waited to start
-            why = ErrorInfo("JobCanceled", "canceled before it started", "")
-            return self._canceled(job.context.record, why, job.delivery)
+        if job.record.id in self._cancelled:  # the notice came while it waited to start
+            return self._canceled_before_start(job)
         job.scope = scope
-        self._running[record.id] = job
-        metrics = self.metrics
-        series = None if metrics is None else metrics.series(record.queue, record.func_name)
-        began = 0.0
-        if series is not None:
-            series.in_progress += 1
-            began = time.perf_counter()
+        began = self._began(job)
         try:
             token = job.context.activate()
             try:
@@ -321,17 +316,89 @@ class JobRunner:
                     job.args,
                     job.kwargs,
                     is_async=job.is_async,
-                    timeout=record.job_timeout,
+                    timeout=job.record.job_timeout,
                     threads=self.threads,
                     on_start=job.announce,
                 )
             finally:
                 job.context.deactivate(token)
         finally:
-            del self._running[record.id]
-            if series is not None:
-                series.in_progress -= 1
-                series.run.observe(time.perf_counter() - began)
+            self._stopped(job, began)
+        return self._outcome_update(job, outcome)
+
+    def can_submit(self, job: StartedJob) -> bool:
+        """Whether ``job`` can run through :meth:`submit`: a ``def`` job with no timeout, and
+        neither job hooks nor tracing to wrap around its run."""
+        return (
+            not job.is_async
+            and job.record.job_timeout is None
+            and self.hooks is None
+            and _tracing.tracing() is None
+        )
+
+    def submit(self, job: StartedJob, done: Callable[[Update], None]) -> ThreadJob | None:
+        """Start a :meth:`can_submit` job in a job thread without waiting for it.
+
+        ``done(update)`` is called on the event loop with its outcome, as :meth:`execute`
+        would return it; at once when it was cancelled before it started (then None is
+        returned). Otherwise the ThreadJob is returned, for :meth:`abandon`.
+        """
+        if job.record.id in self._cancelled:
+            done(self._canceled_before_start(job))
+            self._release_limit(job)
+            return None
+        began = self._began(job)
+        token = job.context.activate()
+        try:
+            context = contextvars.copy_context()
+        finally:
+            job.context.deactivate(token)
+
+        def finished(thread_job: ThreadJob) -> None:
+            self._stopped(job, began)
+            assert thread_job.outcome is not None
+            update = self._outcome_update(job, thread_job.outcome)
+            self._release_limit(job)
+            done(update)
+
+        thread_job = ThreadJob(job.func, job.args, job.kwargs, context, job.announce)
+        self.threads.submit(thread_job, finished)
+        return thread_job
+
+    def abandon(self, job: StartedJob, thread_job: ThreadJob) -> None:
+        """Give up on a submitted job (the worker is cancelled): its outcome is dropped."""
+        self.threads.abandon(thread_job)
+        self._running.pop(job.record.id, None)
+        self._release_limit(job)
+
+    def _release_limit(self, job: StartedJob) -> None:
+        if self.limits is not None and job.record.max_running is not None:
+            self.limits.release(job.record.id)
+
+    def _canceled_before_start(self, job: StartedJob) -> Update:
+        why = ErrorInfo("JobCanceled", "canceled before it started", "")
+        return self._canceled(job.context.record, why, job.delivery)
+
+    def _began(self, job: StartedJob) -> _Began:
+        """The job runs: cancel notices find it, and the metrics (if any) count it."""
+        self._running[job.record.id] = job
+        if self.metrics is None:
+            return None
+        series = self.metrics.series(job.record.queue, job.record.func_name)
+        series.in_progress += 1
+        return series, time.perf_counter()
+
+    def _stopped(self, job: StartedJob, began: _Began) -> None:
+        """The job's function returned."""
+        del self._running[job.record.id]
+        if began is not None:
+            series, at = began
+            series.in_progress -= 1
+            series.run.observe(time.perf_counter() - at)
+
+    def _outcome_update(self, job: StartedJob, outcome: Outcome) -> Update:
+        """The Update a run's outcome makes: finished, retried, failed, or canceled."""
+        record = job.record
         current = job.context.record
         if job.context.cancelled:
             return self.interrupted(job)
@@ -355,8 +422,7 @@ class JobRunner:
 
     def interrupted(self, job: StartedJob) -> Update:
         """The Update of a job cancelled while it ran."""
-        if self.limits is not None and job.record.max_running is not None:
-            self.limits.release(job.record.id)
+        self._release_limit(job)
         why = ErrorInfo("JobCanceled", "canceled while it ran", "")
         return self._canceled(job.context.record, why, job.delivery)
 

@@ -27,7 +27,7 @@ from ._errors import ConfigurationError
 from ._heartbeat import WorkerStats, heartbeat_loop
 from ._history import HISTORY_INTERVAL, history_loop
 from ._hooks import JobHooks, WorkerHooks, combine_hooks, run_shutdown, run_startup
-from ._job_threads import JobThreads
+from ._job_threads import JobThreads, ThreadJob
 from ._lifecycle import dependency_results, jobs_ended
 from ._limits import JobLimits
 from ._metrics import WorkerMetrics
@@ -171,6 +171,9 @@ class Worker:
         self._jobs_scope: anyio.CancelScope | None = None
         self._grace: float | None = None
         self._in_flight: set[Delivery] = set()
+        self._submitted: dict[StartedJob, ThreadJob] = {}
+        """``def`` jobs running in job threads that no runner waits for (``_submit``)."""
+        self._submitted_idle: anyio.Event | None = None
         self._unsettled = 0  # jobs ended whose outcome the settle loop has yet to store and ack
         self._settled_some: anyio.Event | None = None  # the fetch loop waits for settling
         self._settling_since: float | None = None  # when the settle call under way began
@@ -512,6 +515,18 @@ class Worker:
         Its jobs run under one cancel scope, which a cancel notice for the running job
         cancels; a new scope is made only after that.
         """
+        try:
+            await self._take_jobs(dispatch, slots, updates)
+        except BaseException:
+            self._abandon_submitted()  # cancelled: the grace ran out, or the worker's task
+            raise
+
+    async def _take_jobs(
+        self,
+        dispatch: DispatchQueue[tuple[Delivery, str]],
+        slots: Slots,
+        updates: BatchQueue[Update],
+    ) -> None:
         while True:
             job: StartedJob | None = None
             with anyio.CancelScope() as scope:
@@ -519,22 +534,64 @@ class Worker:
                     try:
                         delivery, queue = await dispatch.get()
                     except anyio.EndOfStream:
+                        await self._submitted_done()
                         return
                     self.stats.running += 1
+                    submitted = False
                     try:
                         started = await self._jobs.start(delivery, queue, updates.put)
                         if isinstance(started, Update):
                             update = started
+                        elif self._jobs.can_submit(started):
+                            self._submit(started, slots, updates)
+                            submitted = True
+                            continue
                         else:
                             job = started
                             update = await self._jobs.execute(job, scope)
                             job = None
                     finally:
-                        self._free_slot(slots)
-                        self.stats.running -= 1
+                        if not submitted:
+                            self._free_slot(slots)
+                            self.stats.running -= 1
                     self._job_ended(queue, update, updates)
             if job is not None:  # the scope stopped this job: it was cancelled
                 self._job_ended(job.queue, self._jobs.interrupted(job), updates)
+
+    def _submit(self, job: StartedJob, slots: Slots, updates: BatchQueue[Update]) -> None:
+        """Run a plain ``def`` job in a job thread; the runner goes on to its next job.
+
+        Its outcome ends it on the loop (a callback, no task switch), where an awaited run
+        would have resumed the runner: a runner hands a burst of ``def`` jobs to the threads
+        without waiting, and their outcomes come back in batches.
+        """
+
+        def done(update: Update) -> None:
+            self._submitted.pop(job, None)
+            self._free_slot(slots)
+            self.stats.running -= 1
+            self._job_ended(job.queue, update, updates)
+            if not self._submitted and self._submitted_idle is not None:
+                self._submitted_idle.set()
+                self._submitted_idle = None
+
+        thread_job = self._jobs.submit(job, done)
+        if thread_job is not None:
+            self._submitted[job] = thread_job
+
+    async def _submitted_done(self) -> None:
+        """Wait until every submitted job has ended (the runners are stopping)."""
+        while self._submitted:
+            if self._submitted_idle is None:
+                self._submitted_idle = anyio.Event()
+            await self._submitted_idle.wait()
+
+    def _abandon_submitted(self) -> None:
+        """Give up on submitted jobs: their messages are handed back with the in-flight ones."""
+        submitted, self._submitted = self._submitted, {}
+        for job, thread_job in submitted.items():
+            self._jobs.abandon(job, thread_job)
+            self.stats.running -= 1
 
     def _job_ended(self, queue: str, update: Update, updates: BatchQueue[Update]) -> None:
         if not update.waiting:  # a job over its limit did not run: no run ended

@@ -289,6 +289,20 @@ async def limit_probe(key: str, seconds: float):
     return key
 
 
+def sync_limit_probe(key: str, seconds: float):
+    """``limit_probe`` as a ``def`` job: it runs in a job thread."""
+    with _probes_lock:
+        state = _probes.setdefault(key, [0, 0])
+        state[0] += 1
+        state[1] = max(state[1], state[0])
+    try:
+        time.sleep(seconds)
+    finally:
+        with _probes_lock:
+            state[0] -= 1
+    return key
+
+
 def probe_most(key: str) -> int:
     """The most probes of ``key`` that ran at once."""
     with _probes_lock:

@@ -183,6 +183,44 @@ async def test_close_ends_idle_threads():
         await threads.run(_job(lambda: None))
 
 
+async def test_submitted_jobs_end_on_the_loop_without_a_waiter():
+    threads = JobThreads(2)
+    loop_thread = threading.current_thread()
+    ended: list[tuple[object, bool]] = []
+    all_ended = anyio.Event()
+
+    def done(job: ThreadJob) -> None:
+        assert job.outcome is not None
+        ended.append((job.outcome.value, threading.current_thread() is loop_thread))
+        if len(ended) == 20:
+            all_ended.set()
+
+    for n in range(20):
+        threads.submit(_job(lambda n=n: n * n), done)
+    with anyio.fail_after(10):
+        await all_ended.wait()
+    threads.close()
+    assert sorted(value for value, _ in ended) == [n * n for n in range(20)]
+    assert all(on_loop for _, on_loop in ended)
+
+
+async def test_an_abandoned_submitted_job_never_ends():
+    threads = JobThreads(1)
+    gate = Gate()
+    ended: list[ThreadJob] = []
+    ran_in: list[threading.Thread] = []
+    stuck = _job(lambda: ran_in.append(threading.current_thread()) or gate("stuck"))
+    threads.submit(stuck, ended.append)
+    await gate.wait_entered(1)
+    threads.abandon(stuck)  # retired while it runs: its outcome is dropped
+    gate.opened.set()
+    await anyio.to_thread.run_sync(ran_in[0].join, 10)  # it returned, and its thread ended
+    # anything its thread had posted would reach the loop before this job's outcome
+    assert (await threads.run(_job(lambda: "after"))).value == "after"
+    threads.close()
+    assert ended == []
+
+
 def test_limit_must_be_positive():
     with pytest.raises(ValueError, match="limit"):
         JobThreads(0)

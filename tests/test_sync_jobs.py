@@ -69,3 +69,43 @@ async def test_grace_deadline_hands_back_a_running_def_job(client, nats_url, que
     record = await job.refresh()
     assert record.status is naq.JobStatus.STARTED
     assert await client.queue(queue_name).count() == 1
+
+
+async def test_def_jobs_hold_their_worker_slots_until_they_end(client, nats_url, queue_name):
+    """A runner does not wait for a ``def`` job, but the job keeps its slot while it runs."""
+    key = f"{queue_name}-slots"
+    async with running_worker(nats_url, [queue_name], concurrency=3, sync_threads=8):
+        batch = [
+            await client.enqueue(jobs.sync_limit_probe, key, 0.2, queue=queue_name)
+            for _ in range(9)
+        ]
+        assert [await job.result(timeout=30) for job in batch] == [key] * 9
+    assert 2 <= jobs.probe_most(key) <= 3
+
+
+async def test_a_max_running_limit_holds_for_def_jobs(client, nats_url, queue_name):
+    """The limit's unit is given back when a ``def`` job ends, not when it is handed over."""
+    key = f"{queue_name}-limited"
+    async with running_worker(nats_url, [queue_name], concurrency=10):
+        batch = [
+            await client.enqueue(
+                jobs.sync_limit_probe, key, 0.1, queue=queue_name, max_running=2, limit_key=key
+            )
+            for _ in range(8)
+        ]
+        assert [await job.result(timeout=60) for job in batch] == [key] * 8
+    assert jobs.probe_most(key) <= 2
+
+
+async def test_stop_waits_for_the_running_def_jobs_and_settles_them(client, nats_url, queue_name):
+    async with run_signals() as runs:
+        worker = naq.Worker([queue_name], url=nats_url, poll_interval=0.1)
+        job = await client.enqueue(jobs.signal_run, runs.port, 0.5, queue=queue_name)
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                await tg.start(worker.run)
+                await runs.wait_for(1)
+                worker.stop()  # no grace: the job runs to its end
+    assert worker.processed == 1
+    assert (await job.refresh()).status is naq.JobStatus.FINISHED
+    assert await client.queue(queue_name).count() == 0
