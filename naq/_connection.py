@@ -15,14 +15,13 @@ from ._caller_thread import in_caller_thread
 from ._errors import JobNotFound, NaqConnectionError, ResultTimeout
 from ._record import JobRecord, JobStatus, decode_record
 from ._serializers import Serializer
-from ._settings import DEFAULT_TIMEOUT, ConnectOptions, default_replicas
+from ._settings import DEFAULT_TIMEOUT, ConnectOptions, default_replicas, native_enabled
 from ._transport import (
     BlockingPool,
     Bridge,
     CallerCalls,
     NativeCalls,
     NatsTransport,
-    ThreadBridge,
     bridge_for_current_backend,
     open_native,
     wire_connect_kwargs,
@@ -58,10 +57,11 @@ _TERMINAL = frozenset(s for s in JobStatus if s.is_terminal)
 class Connection:
     """Opened by a Client or Worker; every call to NATS goes through :meth:`call`.
 
-    On Trio it also opens naq's native client, and :meth:`call` sends the hot client calls
-    (``enqueue``, ``get_record``, ``wait_record``) there instead of across the thread bridge
-    (see ``_transport/_native.py``); everything else, and everything on asyncio, goes to
-    nats-py. Callers do not change: they pass ``NatsTransport`` methods either way.
+    It also opens naq's native client, and :meth:`call` sends the hot calls (``enqueue``,
+    ``get_record``, ``wait_record`` and a worker's consuming calls) there instead of to
+    nats-py (see ``_transport/_native.py``); everything else goes to nats-py, on Trio across
+    the thread bridge. ``NAQ_NATIVE=0`` keeps every call on nats-py. Callers do not change:
+    they pass ``NatsTransport`` methods either way.
 
     A connection opened before ``os.fork()`` belongs to the parent: in the child the first
     call connects anew (once, however many threads call) and the parent's is never touched.
@@ -81,6 +81,7 @@ class Connection:
         self._bridge: Bridge | None = None
         self._pid = os.getpid()
         self._child_opening: tuple[int, anyio.Event] | None = None
+        self._use_native = native_enabled()
         self._native: NativeCalls | None = None
         self._routes: dict[Callable[..., Any], Callable[..., Awaitable[Any]]] = {}
         """``NatsTransport`` function -> native method that serves it (on Trio only)."""
@@ -93,7 +94,7 @@ class Connection:
         self._bridge = bridge_for_current_backend()
         self._pid = os.getpid()
         await self.call(self.transport.connect)
-        if isinstance(self._bridge, ThreadBridge):  # Trio: the hot calls go native
+        if self._use_native:
             try:
                 self._native = await open_native(self.transport, self._bridge)
             except BaseException:

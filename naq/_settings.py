@@ -25,6 +25,7 @@ __all__ = [
     "default_replicas",
     "default_sync_threads",
     "default_url",
+    "native_enabled",
     "resolve_connect_options",
     "split_servers",
 ]
@@ -181,3 +182,12 @@ def default_sync_threads(explicit: int | None, concurrency: int) -> int:
     if isinstance(value, bool) or threads < 1:
         raise ConfigurationError(f"sync_threads must be a whole number >= 1, got {value!r}")
     return threads
+
+
+def native_enabled() -> bool:
+    """Whether connections use naq's own NATS client for the hot calls: ``NAQ_NATIVE``
+    (``1`` or unset: yes; ``0``: every call goes to nats-py, the escape hatch)."""
+    value = os.environ.get("NAQ_NATIVE", "1").strip().lower()
+    if value not in ("0", "1"):
+        raise ConfigurationError(f"NAQ_NATIVE must be 0 or 1, got {value!r}")
+    return value == "1"

@@ -1,9 +1,10 @@
-"""Trio's native client path (naq._transport._native): no thread crossing, same semantics.
+"""The native client path (naq._transport._native): same semantics as nats-py's, no crossing.
 
-On Trio a Connection also opens naq's wire client and sends enqueue, get_record and
-wait_record through it; the rest of the suite runs those paths on Trio already. These tests
-check what the suite cannot see: that no crossing happens, which options stay on nats-py,
-and the outage behaviour (waiting, retrying, unknown outcomes) next to nats-py's on asyncio.
+A Connection also opens naq's wire client and sends enqueue, get_record, wait_record and a
+worker's consuming calls through it, on both backends; the rest of the suite runs those paths
+already. These tests check what the suite cannot see: that Trio makes no thread crossing,
+which options stay on nats-py, that ``NAQ_NATIVE=0`` turns the path off, and the outage
+behaviour (waiting, retrying, unknown outcomes) on both paths (``client_path``).
 """
 
 from __future__ import annotations
@@ -43,8 +44,16 @@ class Crossings:
         monkeypatch.setattr(ThreadBridge, "call", counting)
 
 
+@pytest.fixture(params=["native", "nats-py"])
+def client_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which client serves the hot calls: naq's own (the default), or nats-py (NAQ_NATIVE=0)."""
+    if request.param == "nats-py":
+        monkeypatch.setenv("NAQ_NATIVE", "0")
+    return request.param
+
+
 async def until_down(client: naq.Client) -> None:
-    """Until the client's connection has seen the server go (native on Trio, else nats-py's)."""
+    """Until the client's connection has seen the server go (the native one, else nats-py's)."""
     connection = client._connection
     with anyio.fail_after(10):
         while (
@@ -95,9 +104,16 @@ async def test_native_calls_run_on_the_trio_thread(nats_url, queue_name, monkeyp
         assert seen and threading.get_ident() not in seen  # enqueue_many still crosses
 
 
-async def test_asyncio_has_no_native_path(nats_url, anyio_backend):
+async def test_both_backends_take_the_native_path_unless_turned_off(nats_url, monkeypatch):
     async with naq.Client(nats_url) as client:
-        assert (client._connection._native is None) == (anyio_backend == "asyncio")
+        assert client._connection._native is not None
+    monkeypatch.setenv("NAQ_NATIVE", "0")
+    async with naq.Client(nats_url) as client:
+        assert client._connection._native is None
+        assert await (await client.enqueue(jobs.add, 1, 2)).refresh()  # nats-py serves it
+    monkeypatch.setenv("NAQ_NATIVE", "yes")
+    with pytest.raises(naq.ConfigurationError, match="NAQ_NATIVE must be 0 or 1"):
+        naq.Client(nats_url)
 
 
 def test_wire_options_follow_the_connect_options(tmp_path):
@@ -121,7 +137,7 @@ def test_wire_options_follow_the_connect_options(tmp_path):
     assert wire_connect_kwargs(mixed) is None
 
 
-async def test_enqueue_during_a_restart_waits_for_the_server(server, queue_name):
+async def test_enqueue_during_a_restart_waits_for_the_server(server, queue_name, client_path):
     async with naq.Client(server.url, timeout=60) as client:
         await client.enqueue(jobs.add, 0, 0, queue=queue_name)
         server.stop()
@@ -141,10 +157,10 @@ async def test_enqueue_during_a_restart_waits_for_the_server(server, queue_name)
         assert await client.queue(queue_name).count() == 3
 
 
-async def test_enqueue_in_flight_at_a_drop(server, queue_name, anyio_backend):
+async def test_enqueue_in_flight_at_a_drop(server, queue_name, client_path):
     """Unanswered when the connection drops: an explicit id is sent again once the server is
-    back; a generated one raises, its outcome unknown. As nats-py's Link does on asyncio
-    (where, racing its own reconnect, nats-py sometimes sends it after all)."""
+    back; a generated one raises, its outcome unknown. As nats-py's Link does (where, racing
+    its own reconnect, nats-py sometimes sends it after all)."""
     async with naq.Client(server.url, timeout=60) as client:
         await client.enqueue(jobs.add, 0, 0, queue=queue_name)
         outcomes: dict[str, object] = {}
@@ -161,12 +177,12 @@ async def test_enqueue_in_flight_at_a_drop(server, queue_name, anyio_backend):
         async with anyio.create_task_group() as tg:
             tg.start_soon(enqueue, "explicit", explicit)
             tg.start_soon(enqueue, "generated", None)
-            await _until_both_sent(client, anyio_backend)
+            await _until_both_sent(client)
             await anyio.to_thread.run_sync(server.kill)
             await anyio.to_thread.run_sync(server.start)
         assert outcomes["explicit"] == explicit
         error = outcomes["generated"]
-        if anyio_backend == "asyncio" and isinstance(error, str):
+        if client_path == "nats-py" and isinstance(error, str):
             return  # nats-py may still have sent it after the reconnect (see Known limits)
         assert isinstance(error, naq.NaqConnectionError)
         assert str(error).startswith("enqueue of job ")
@@ -174,11 +190,11 @@ async def test_enqueue_in_flight_at_a_drop(server, queue_name, anyio_backend):
         assert (await client.fetch_job(explicit)).record.status is naq.JobStatus.QUEUED
 
 
-async def _until_both_sent(client: naq.Client, anyio_backend: str) -> None:
-    """Both enqueues written to the socket and waiting for their acks. On Trio the wire
-    client shows it (two replies awaited, nothing left to write); nats-py does not, so
-    asyncio waits a moment, and the test accepts either outcome there."""
-    if anyio_backend != "trio":
+async def _until_both_sent(client: naq.Client) -> None:
+    """Both enqueues written to the socket and waiting for their acks. The wire client shows
+    it (two replies awaited, nothing left to write); nats-py does not, so there the test
+    waits a moment, and accepts either outcome."""
+    if client._connection._native is None:
         await anyio.sleep(0.3)
         return
     native = client._connection._native
@@ -194,7 +210,7 @@ async def _until_both_sent(client: naq.Client, anyio_backend: str) -> None:
     )
 
 
-async def test_calls_while_down_fail_with_the_same_message(server, queue_name):
+async def test_calls_while_down_fail_with_the_same_message(server, queue_name, client_path):
     async with naq.Client(server.url, timeout=1) as client:
         job = await client.enqueue(jobs.add, 0, 0, queue=queue_name)
         server.stop()
@@ -215,7 +231,7 @@ async def test_calls_while_down_fail_with_the_same_message(server, queue_name):
         assert (await client.fetch_job(job.id)).record.status is naq.JobStatus.QUEUED
 
 
-async def test_a_waiter_fails_when_the_client_closes(nats_url, queue_name):
+async def test_a_waiter_fails_when_the_client_closes(nats_url, queue_name, client_path):
     client = await naq.Client(nats_url).__aenter__()
     job = await client.enqueue(jobs.add, 1, 1, queue=queue_name)
     failed: list[BaseException] = []

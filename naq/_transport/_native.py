@@ -1,24 +1,27 @@
-"""Trio's hot calls over naq's own NATS client (``_wire``), on Trio's own thread.
+"""The hot calls over naq's own NATS client (``_wire``), on the caller's event loop.
 
-nats-py is asyncio-only, so on Trio every call through the bridge costs a thread hop each way.
-On Trio a :class:`~naq._connection.Connection` therefore also opens a ``WireConnection`` and
-sends ``enqueue``, ``get_record`` and ``wait_record`` here, and a worker's consuming calls to
-``_native_worker``; every other call still crosses to nats-py. Each method keeps the
-semantics of its ``NatsTransport`` twin, including ``Link``'s rules for outages (see
-:class:`_WireLink`), so callers cannot tell which path ran.
+A :class:`~naq._connection.Connection` opens a ``WireConnection`` beside nats-py and sends
+``enqueue``, ``get_record`` and ``wait_record`` here, and a worker's consuming calls to
+``_native_worker``; every other call goes to nats-py (on Trio across the thread bridge). On
+Trio this saves a thread hop each way per call; on asyncio the wire client's one reader, one
+writer and shared inbox cost less per call than nats-py's (see docs/architecture.md, "The
+native path"). Each method keeps the semantics of its ``NatsTransport`` twin, including
+``Link``'s rules for outages (see :class:`_WireLink`), so callers cannot tell which path ran.
 
 Not used when the connect options need what the wire client lacks (nkeys, credentials files,
-URLs it cannot parse): ``wire_connect_kwargs`` returns None and every call is bridged.
+URLs it cannot parse): ``wire_connect_kwargs`` returns None and every call goes to nats-py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import anyio
+import sniffio
 from loguru import logger
 
 from .._errors import NaqConnectionError, SerializationError
@@ -374,14 +377,12 @@ class NativeCalls:
     # -- opening and closing ------------------------------------------------------------------
 
     async def open(self, kwargs: dict[str, Any]) -> None:
-        """Connect, and run the connection in a Trio system task until :meth:`close`.
+        """Connect, and run the connection in a task of its own until :meth:`close`.
 
-        A system task, not a task group of the caller: a Client may be opened and closed
-        in different cancel scopes (fixtures, exit stacks), and the connection must not end
-        with whichever scope happened to open it.
+        Its own task (a Trio system task, or a bare asyncio task), not a task group of the
+        caller: a Client may be opened and closed in different cancel scopes (fixtures,
+        exit stacks), and the connection must not end with whichever scope opened it.
         """
-        import trio  # only reached on Trio (the backend that bridges)
-
         link = self._link
         opened: list[WireConnection | BaseException] = []
         ready, stopped = anyio.Event(), anyio.Event()
@@ -405,13 +406,13 @@ class NativeCalls:
                     else:
                         opened.append(wire)
                     ready.set()
-            except Exception:  # noqa: BLE001 - a system task's error would end the Trio run
+            except Exception:  # noqa: BLE001 - its error would end a Trio run, or go unseen
                 logger.exception("naq's native NATS connection to {} failed", link.url)
             finally:
                 ready.set()
                 stopped.set()
 
-        trio.lowlevel.spawn_system_task(serve, name="naq wire connection")
+        _spawn_detached(serve, "naq wire connection")
         try:
             await ready.wait()
         except BaseException:  # cancelled while connecting: do not leave it running
@@ -437,6 +438,22 @@ class NativeCalls:
             await wire.close()
         if stopped is not None:
             await stopped.wait()
+
+
+_detached: set[asyncio.Task[None]] = set()
+"""asyncio keeps only weak references to tasks: these are held until they end."""
+
+
+def _spawn_detached(serve: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+    """Run ``serve()`` in a task no caller's cancel scope owns, until it returns."""
+    if sniffio.current_async_library() == "trio":
+        import trio
+
+        trio.lowlevel.spawn_system_task(serve, name=name)
+        return
+    task = asyncio.get_running_loop().create_task(serve(), name=name)
+    _detached.add(task)
+    task.add_done_callback(_detached.discard)
 
 
 async def open_native(transport: NatsTransport, bridge: Bridge) -> NativeCalls | None:
