@@ -102,6 +102,24 @@ async def test_connect_and_flush(nc: WireConnection) -> None:
     assert not nc.is_closed
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_asyncio_reads_the_socket_itself_not_through_anyios_stream(
+    nc: WireConnection,
+) -> None:
+    """anyio's asyncio stream re-registers its socket for every chunk it receives (two
+    ``epoll_ctl`` calls); the wire client reads a dup of the socket from one reader callback
+    instead, and the stream's transport stays paused."""
+    transport = getattr(nc._stream, "_transport", None)
+    assert transport is not None and nc._dup is not None
+    subject = _name()
+    sub = await nc.subscribe(subject)
+    for i in range(50):
+        await nc.publish(subject, b"%d" % i)
+    assert [(await sub.next_msg(5)).data for _ in range(50)] == [b"%d" % i for i in range(50)]
+    assert not transport.is_reading()
+    assert [msg.data for msg in transport.get_protocol().read_queue] == []
+
+
 async def test_pub_sub_with_and_without_headers(nc: WireConnection) -> None:
     subject = _name()
     sub = await nc.subscribe(f"{subject}.*")

@@ -780,6 +780,8 @@ class WireConnection:
         try:
             if self._raw is not None and self._raw_reads:
                 await self._read_raw(self._raw)  # ends only by raising
+            elif self._dup is not None and _take_over_reads(stream, feed):
+                await _read_dup(self._dup, feed)  # ends only by raising
             else:
                 while True:
                     feed(await receive(_READ_SIZE))
@@ -1367,3 +1369,61 @@ def _found(msg: Msg) -> Msg | None:
     if msg.status is not None:
         raise status_error(msg)
     return msg
+
+
+def _take_over_reads(stream: anyio.abc.ByteStream, feed: Callable[[bytes], None]) -> bool:
+    """asyncio and plain TCP: stop anyio's stream from reading, and feed what it buffered.
+
+    anyio's asyncio stream resumes its transport's reading before each wait and pauses it
+    after (to bound its buffer): two ``epoll_ctl`` calls per received chunk, the largest
+    cost of a request on a VM where a system call costs tens of µs. Reading the socket in a
+    reader callback registered once (``_read_dup``) has none. This uses the stream's
+    private transport and protocol; False (keep using the stream) if they are not there.
+    """
+    transport = getattr(stream, "_transport", None)
+    protocol = getattr(stream, "_protocol", None)
+    buffered = getattr(protocol, "read_queue", None)
+    has_data = getattr(protocol, "read_event", None)
+    if transport is None or not isinstance(buffered, deque) or has_data is None:
+        return False
+    transport.pause_reading()
+    chunks = list(buffered)
+    buffered.clear()
+    has_data.clear()
+    for chunk in chunks:
+        feed(chunk)
+    return True
+
+
+async def _read_dup(sock: socket.socket, feed: Callable[[bytes], None]) -> NoReturn:
+    """asyncio only: read ``sock`` (a dup of the stream's socket) whenever it is readable,
+    from a reader callback registered once for the connection's life; raises what ends it
+    (EndOfStream, OSError, or the parser's WireError)."""
+    import asyncio  # only reached on asyncio
+
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        try:
+            for _ in range(16):  # a flood of data: let other callbacks run now and then
+                data = sock.recv(_READ_SIZE)
+                if not data:
+                    raise anyio.EndOfStream
+                feed(data)
+                if len(data) < _READ_SIZE:
+                    return
+        except BlockingIOError:
+            return
+        except (anyio.EndOfStream, OSError, WireError) as exc:
+            loop.remove_reader(sock.fileno())
+            if not ended.done():
+                ended.set_exception(exc)
+
+    fileno = sock.fileno()
+    loop.add_reader(fileno, readable)
+    try:
+        await ended
+    finally:
+        loop.remove_reader(fileno)
+    raise AssertionError("reading ends only with an exception")
