@@ -59,6 +59,14 @@ async def until(check: Callable[[], object], timeout: float = 30) -> None:
             await anyio.sleep(0.1)
 
 
+async def _exists(client: naq.Client, job_id: str) -> bool:
+    try:
+        await client.fetch_job(job_id)
+    except naq.JobNotFound:
+        return False
+    return True
+
+
 def _sid() -> str:
     return f"s{uuid.uuid4().hex[:12]}"
 
@@ -103,6 +111,9 @@ async def test_repeat_stops_after_n_runs_each_with_its_own_job(nats_url, queue_n
         await until(completed)
         ids = [run_job_id(schedule.id, first + timedelta(seconds=k)) for k in range(3)]
         for job_id in ids:
+            # A fired run is found by its "started" record, stored just after the run began
+            # (its signal can come first).
+            await until(lambda job_id=job_id: _exists(client, job_id))
             assert await (await client.fetch_job(job_id)).result(timeout=30) == "done"
         # A sentinel due after the slot a fourth run would have had.
         sentinel = await client.enqueue_at(first + timedelta(seconds=4.5), jobs.add, 2, 2,
