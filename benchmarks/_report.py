@@ -117,16 +117,26 @@ def compare_workers(
     variants: Mapping[str, V],
     drain: Callable[[str, int, V], Awaitable[float]],
     concurrency: int,
+    *,
+    quick: tuple[int, int] = (1_000, 1),
+    full: tuple[int, int] = (5_000, 3),
+    digits: int = 2,
 ) -> None:
     """The ``main`` of a worker-cost benchmark: ``drain(url, jobs, variant)`` in jobs/s for
     each variant, rounds interleaved on one embedded server, ratios to the first variant.
 
-    ``--quick``: 1,000 jobs, one round; else 5,000 jobs, 3 rounds.
+    ``quick`` and ``full`` are (jobs, rounds) with and without ``--quick``; ``--jobs`` and
+    ``--repeats`` replace either.
     """
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--quick", action="store_true", help="1,000 jobs, one round")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{quick[0]:,} jobs, {quick[1]} round(s)"
+    )
+    parser.add_argument("--jobs", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args()
-    jobs, rounds = (1_000, 1) if args.quick else (5_000, 3)
+    jobs, rounds = quick if args.quick else full
+    jobs, rounds = args.jobs or jobs, args.repeats or rounds
     base = next(iter(variants))
     with EmbeddedServer() as server:
         rates = interleave(
@@ -137,4 +147,4 @@ def compare_workers(
         )
     print(f"{os.cpu_count()} CPU(s), {jobs:,} noop async def jobs, c={concurrency}, asyncio,")
     print(f"median of {rounds} round(s); ratio to {base!r} in the same round")
-    print(ratio_table(rates, base, "worker", "jobs/s"))
+    print(ratio_table(rates, base, "worker", "jobs/s", digits))

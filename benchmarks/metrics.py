@@ -14,19 +14,15 @@ run, untimed, to check they counted every job.
 
 from __future__ import annotations
 
-import argparse
-import os
 from typing import Any
 
-import anyio
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import naq
-from naq.server import EmbeddedServer
 
 from ._naq_paths import drain_queue, fill_queue
-from ._report import interleave, ratio_table
+from ._report import compare_workers
 
 CONCURRENCY = 100
 
@@ -66,23 +62,15 @@ async def _run(url: str, jobs: int, variant: dict[str, Any]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="The worker's cost of metrics and history.")
-    parser.add_argument("--quick", action="store_true", help="3,000 jobs, one run")
-    parser.add_argument("--jobs", type=int, default=None)
-    parser.add_argument("--repeats", type=int, default=None)
-    args = parser.parse_args()
-    jobs = args.jobs or (3_000 if args.quick else 10_000)
-    repeats = args.repeats or (1 if args.quick else 3)
-    with EmbeddedServer() as server:
-        rates = interleave(
-            repeats,
-            VARIANTS,
-            lambda name: anyio.run(_run, server.url, jobs, VARIANTS[name]),
-            "jobs/s",
-        )
-    print(f"{os.cpu_count()} CPU(s), {jobs:,} noop async def jobs, c={CONCURRENCY}, asyncio,")
-    print(f"median of {repeats} run(s), runs interleaved; ratio to 'no history' in the same round")
-    print(ratio_table(rates, "no history", "worker", "jobs/s", digits=3))
+    compare_workers(
+        "The worker's cost of metrics and history.",
+        VARIANTS,
+        _run,
+        CONCURRENCY,
+        quick=(3_000, 1),
+        full=(10_000, 3),
+        digits=3,
+    )
 
 
 if __name__ == "__main__":
