@@ -6,6 +6,7 @@ same way on both backends. Waits are on server replies and events, never on fixe
 
 from __future__ import annotations
 
+import gc
 import os
 import ssl
 import uuid
@@ -170,6 +171,17 @@ async def test_answered_deadlines_do_not_pile_up(nc: WireConnection) -> None:
     for _ in range(1100):  # each round trip leaves a one-hour deadline behind
         await nc.flush(timeout=3600)
     assert len(nc._deadlines) <= 1025
+
+
+async def test_answered_deadlines_do_not_keep_their_replies(nc: WireConnection) -> None:
+    _, prefix = await _stream(nc)
+    for _ in range(20):  # each batch leaves a one-hour deadline behind
+        await nc.js_publish_many([(prefix + "x", b"%d" % i) for i in range(50)], timeout=3600)
+    gc.collect()
+    replies = [
+        o for o in gc.get_objects() if isinstance(o, Msg) and o.subject.startswith(nc._inbox_root)
+    ]
+    assert replies == []  # 1,000 PubAck replies were kept once, until their deadline
 
 
 async def test_next_msg_timeout(nc: WireConnection) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import heapq
 import inspect
+import itertools
 import json
 import random
 import secrets
@@ -172,9 +173,6 @@ class _Replies:
         self.results: list[Msg | WireError | None] = [None] * count
         self.waiting = count
         self.event = anyio.Event()
-
-    def __lt__(self, other: _Replies) -> bool:  # for equal deadlines in the timer's heap
-        return id(self) < id(other)
 
     def settle(self, index: int, result: Msg | WireError) -> None:
         if self.results[index] is None:
@@ -482,7 +480,8 @@ class WireConnection:
         self._mux = _ReplyMux(self._inbox_root + ".r.")
         self._mux.sid = self._add_sink(self._mux)
         self._inboxes = 0
-        self._deadlines: list[tuple[float, _Replies]] = []  # a heap, see _timer_loop
+        self._deadlines: list[tuple[float, int, anyio.Event]] = []  # a heap, see _timer_loop
+        self._deadline_count = itertools.count()  # orders equal deadlines
         self._heap_limit = 1024
         self._timer_wake = anyio.Event()
 
@@ -871,15 +870,14 @@ class WireConnection:
 
         A cancel scope per request (``fail_after``) costs more than the rest of the client's
         work for an awaited publish; one heap push per request and one timer for all is
-        cheaper. Entries of answered requests stay in the heap until their deadline.
+        cheaper. Entries of answered requests stay in the heap until their deadline, so an
+        entry holds the waiter's event only, never its replies.
         """
         heap = self._deadlines
         while True:
             now = anyio.current_time()
             while heap and heap[0][0] <= now:
-                waiter = heapq.heappop(heap)[1]
-                if waiter.waiting:
-                    waiter.event.set()  # its caller finds replies missing: a timeout
+                heapq.heappop(heap)[2].set()  # if unanswered, its caller finds a timeout
             self._timer_wake = anyio.Event()
             if heap:
                 with anyio.move_on_after(heap[0][0] - now + _TIMER_RESOLUTION):
@@ -890,10 +888,10 @@ class WireConnection:
     def _add_deadline(self, waiter: _Replies, timeout: float) -> None:
         heap = self._deadlines
         if len(heap) > self._heap_limit:  # mostly answered requests (long timeouts): drop them
-            heap[:] = [entry for entry in heap if entry[1].waiting]
+            heap[:] = [entry for entry in heap if not entry[2].is_set()]
             heapq.heapify(heap)
             self._heap_limit = max(1024, 2 * len(heap))
-        entry = (anyio.current_time() + timeout, waiter)
+        entry = (anyio.current_time() + timeout, next(self._deadline_count), waiter.event)
         heapq.heappush(heap, entry)
         if heap[0] is entry:  # earlier than what the timer sleeps until
             self._timer_wake.set()
