@@ -98,11 +98,15 @@ class ThreadJob:
         """Wakes the task waiting for it; set when it is handed over."""
 
     def _finish(self, outcome: Outcome) -> None:
+        # Dropping the wake breaks the cycle a submitted job's wake makes (it calls back
+        # with the job): without it, each def job's objects were left to the cyclic GC,
+        # whose passes cost more than all the rest of the job's hand-over.
+        wake, self._wake = self._wake, None
         if self.abandoned:
             return  # given up on after the thread posted it: nobody waits for it
         self.outcome = outcome
-        if self._wake is not None:
-            self._wake()
+        if wake is not None:
+            wake()
 
 
 class _JobThread:
@@ -205,6 +209,7 @@ class JobThreads:
         retired and replaced, and its outcome is dropped."""
         with self._lock:
             job.abandoned = True
+            job._wake = None
             thread = job.thread
             if thread is None:  # not started (it never will be), or already ran
                 if job in self._jobs:
