@@ -1,7 +1,8 @@
-"""The list of measurements, run in order against one server, each turned into a table row.
+"""The list of measurements, run against one server, each turned into a table row.
 
-Every throughput figure is the median of ``REPEATS`` runs, each in its own event loop; the
-runs themselves go into the JSON. Progress goes to stderr, one line per figure.
+Every throughput figure is the median of ``REPEATS`` runs, each in its own event loop, and
+the runs go round-robin: each round runs every measurement once. The runs themselves go into
+the JSON. Progress goes to stderr, one line per run.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import anyio
@@ -45,49 +46,53 @@ def _run(backend: str, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
     return anyio.run(fn, *args, backend=backend)
 
 
-def _repeated(label: str, measure: Callable[[], float]) -> tuple[float, ...]:
-    """``REPEATS`` runs of ``measure`` (ops/s each), reported on one progress line."""
-    _say(f"  {label}:")
-    started = time.perf_counter()
-    runs = []
-    try:
-        for _ in range(REPEATS):
-            runs.append(measure())
-            _say(f" {runs[-1]:,.0f}")
-    finally:
-        _say(f" ops/s ({time.perf_counter() - started:.1f} s)", end="\n")
-    return tuple(runs)
+Measure = Callable[[], dict[str, float]]
+"""One run of one measurement: each figure it gives (a row's name) and its ops/s."""
 
 
-def _rate_row(name: str, runs: tuple[float, ...], floor: str, floor_value: float) -> Row:
-    return Row(name, statistics.median(runs), "ops/s", floor, floor_value, runs)
+def _one(name: str, measure: Callable[[], float]) -> tuple[str, Measure]:
+    return name, lambda: {name: measure()}
 
 
-def _floor_rows(url: str, size: int) -> tuple[Floors, list[Row]]:
-    """The floors: each the median of its runs; one run measures all three."""
-    _say("  raw nats-py floors (asyncio):")
-    started = time.perf_counter()
-    runs: list[Floors] = []
-    try:
-        for _ in range(REPEATS):
-            runs.append(_run("asyncio", measure_floors, url, size))
-            _say(".")
-    finally:
-        _say(f" ({time.perf_counter() - started:.1f} s)", end="\n")
-    awaited = tuple(run.publish_awaited for run in runs)
-    pipelined = tuple(run.publish_pipelined for run in runs)
-    fetch_ack = tuple(run.fetch_ack for run in runs)
-    floors = Floors(
-        publish_awaited=statistics.median(awaited),
-        publish_pipelined=statistics.median(pipelined),
-        fetch_ack=statistics.median(fetch_ack),
-    )
-    rows = [
-        Row("floor: js.publish awaited", floors.publish_awaited, "ops/s", runs=awaited),
-        Row("floor: js.publish_async pipelined", floors.publish_pipelined, "ops/s", runs=pipelined),
-        Row("floor: pull fetch(256) + ack", floors.fetch_ack, "ops/s", runs=fetch_ack),
-    ]
-    return floors, rows
+def _rounds(measures: Sequence[tuple[str, Measure]]) -> dict[str, tuple[float, ...]]:
+    """Every measure run ``REPEATS`` times, round-robin: each round runs each once.
+
+    A quiet or a busy spell of the shared machine then falls on every figure of a round,
+    not on the runs of one figure, so the ratios between figures of the run are fair.
+    """
+    runs: dict[str, list[float]] = {}
+    for index in range(REPEATS):
+        for label, measure in measures:
+            started = time.perf_counter()
+            figures = measure()
+            took = time.perf_counter() - started
+            for name, value in figures.items():
+                runs.setdefault(name, []).append(value)
+            shown = ", ".join(f"{value:,.0f}" for value in figures.values())
+            _say(f"  [{index + 1}/{REPEATS}] {label}: {shown} ops/s ({took:.1f} s)", end="\n")
+    return {name: tuple(values) for name, values in runs.items()}
+
+
+def _floors(url: str, size: int) -> dict[str, float]:
+    floors = _run("asyncio", measure_floors, url, size)
+    return {
+        _PUBLISH_FLOOR: floors.publish_awaited,
+        _PIPELINED_FLOOR: floors.publish_pipelined,
+        _FETCH_ACK_FLOOR: floors.fetch_ack,
+    }
+
+
+_PUBLISH_FLOOR = "floor: js.publish awaited"
+_PIPELINED_FLOOR = "floor: js.publish_async pipelined"
+_FETCH_ACK_FLOOR = "floor: pull fetch(256) + ack"
+_ENQUEUE = "naq enqueue awaited (asyncio)"
+_ENQUEUE_TRIO = "naq enqueue awaited (trio)"
+_ENQUEUE_MANY = "naq enqueue_many (asyncio)"
+_ENQUEUE_TASKS = "naq enqueue, 8 tasks (asyncio)"
+
+
+def _sync_name(threads: int) -> str:
+    return f"naq_sync enqueue, {threads} thread{'s' if threads > 1 else ''}"
 
 
 def _worker_run(url: str, size: int, backend: str, concurrency: int, sync_jobs: bool) -> float:
@@ -124,55 +129,56 @@ def _short(config: WorkerConfig) -> str:
     return f"{'def' if sync_jobs else 'async def'} c={concurrency} {backend}"
 
 
+def _measures(url: str, size: int) -> list[tuple[str, Measure]]:
+    """Every throughput measurement of the suite, in the order a round runs them."""
+    return [
+        ("raw nats-py floors (asyncio)", lambda: _floors(url, size)),
+        _one(_ENQUEUE, lambda: _run("asyncio", enqueue_awaited, url, size)),
+        _one(_ENQUEUE_TRIO, lambda: _run("trio", enqueue_awaited, url, size)),
+        *(
+            _one(_sync_name(threads), lambda t=threads: enqueue_from_threads(url, size, t))
+            for threads in SYNC_THREADS
+        ),
+        _one(_ENQUEUE_TASKS, lambda: _run("asyncio", enqueue_from_tasks, url, size, 8)),
+        _one(_ENQUEUE_MANY, lambda: _run("asyncio", enqueue_many, url, size)),
+        *(
+            _one(_worker_name(config), lambda c=config: _worker_run(url, size, *c))
+            for config in _WORKER_CONFIGS
+        ),
+    ]
+
+
 def run_suite(url: str, size: int, latency_samples: int) -> list[Row]:
-    """Measure the floors, then naq's paths; ``size`` messages or jobs per throughput run."""
-    floors, rows = _floor_rows(url, size)
-
-    runs = _repeated(
-        "naq enqueue awaited (asyncio)", lambda: _run("asyncio", enqueue_awaited, url, size)
-    )
-    rows.append(_rate_row("naq enqueue awaited (asyncio)", runs, "publish", floors.publish_awaited))
-    async_rate = statistics.median(runs)
-    runs = _repeated("naq enqueue awaited (trio)", lambda: _run("trio", enqueue_awaited, url, size))
-    rows.append(_rate_row("naq enqueue awaited (trio)", runs, "async enqueue", async_rate))
-    rows += _enqueue_rows(url, size, async_rate)
-
-    runs = _repeated("naq enqueue_many (asyncio)", lambda: _run("asyncio", enqueue_many, url, size))
-    rows.append(
-        _rate_row("naq enqueue_many (asyncio)", runs, "pipelined", floors.publish_pipelined)
+    """Measure the floors and naq's paths in rounds, then the latency; ``size`` messages or
+    jobs per throughput run."""
+    runs = _rounds(_measures(url, size))
+    median = {name: statistics.median(values) for name, values in runs.items()}
+    floors = Floors(
+        publish_awaited=median[_PUBLISH_FLOOR],
+        publish_pipelined=median[_PIPELINED_FLOOR],
+        fetch_ack=median[_FETCH_ACK_FLOOR],
     )
 
-    worker_rates: dict[WorkerConfig, float] = {}
-    for config in _WORKER_CONFIGS:
-        name = _worker_name(config)
-        runs = _repeated(name, lambda c=config: _worker_run(url, size, *c))
-        rows.append(_rate_row(name, runs, "fetch+ack", floors.fetch_ack))
-        worker_rates[config] = statistics.median(runs)
+    def row(name: str, floor: str | None = None, floor_value: float | None = None) -> Row:
+        return Row(name, median[name], "ops/s", floor, floor_value, runs[name])
+
+    rows = [row(_PUBLISH_FLOOR), row(_PIPELINED_FLOOR), row(_FETCH_ACK_FLOOR)]
+    rows.append(row(_ENQUEUE, "publish", floors.publish_awaited))
+    enqueues = (_ENQUEUE_TRIO, *map(_sync_name, SYNC_THREADS), _ENQUEUE_TASKS)
+    rows += [row(name, "async enqueue", median[_ENQUEUE]) for name in enqueues]
+    rows.append(row(_ENQUEUE_MANY, "pipelined", floors.publish_pipelined))
+    rows += [row(_worker_name(c), "fetch+ack", floors.fetch_ack) for c in _WORKER_CONFIGS]
     for name, config, baseline in _WORKER_COMPARISONS:
         rows.append(
             Row(
                 f"naq worker: {name}",
-                worker_rates[config],
+                median[_worker_name(config)],
                 "ops/s",
                 _short(baseline),
-                worker_rates[baseline],
+                median[_worker_name(baseline)],
             )
         )
-
     rows += _latency_rows(url, latency_samples, floors)
-    return rows
-
-
-def _enqueue_rows(url: str, size: int, async_rate: float) -> list[Row]:
-    """naq_sync from 1 and 8 threads, and 8 async tasks: each beside the awaited async rate."""
-    rows = []
-    for threads in SYNC_THREADS:
-        name = f"naq_sync enqueue, {threads} thread{'s' if threads > 1 else ''}"
-        runs = _repeated(name, lambda t=threads: enqueue_from_threads(url, size, t))
-        rows.append(_rate_row(name, runs, "async enqueue", async_rate))
-    name = "naq enqueue, 8 tasks (asyncio)"
-    runs = _repeated(name, lambda: _run("asyncio", enqueue_from_tasks, url, size, 8))
-    rows.append(_rate_row(name, runs, "async enqueue", async_rate))
     return rows
 
 
