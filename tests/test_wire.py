@@ -184,6 +184,19 @@ async def test_answered_deadlines_do_not_keep_their_replies(nc: WireConnection) 
     assert replies == []  # 1,000 PubAck replies were kept once, until their deadline
 
 
+async def test_unsubscribe_reaches_the_server_with_the_next_write(
+    nats_url: str, nc: WireConnection
+) -> None:
+    subject = _name()
+    async with await _connect(nats_url) as other:
+        sub = await other.subscribe(subject)
+        await other.flush()
+        await sub.unsubscribe()  # no send of its own: it waits for the next write
+        await other.flush()  # that write
+        with pytest.raises(NoRespondersError):  # the server knows nobody listens any more
+            await nc.request(subject, b"?", timeout=5)
+
+
 async def test_next_msg_timeout(nc: WireConnection) -> None:
     sub = await nc.subscribe(_name())
     with pytest.raises(TimeoutError):

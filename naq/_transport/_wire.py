@@ -260,11 +260,16 @@ class _Inbox:
 
     async def unsubscribe(self) -> None:
         """Stop receiving; what was already received can still be taken."""
+        self._forget(self._conn._write)
+
+    def _forget(self, write: Callable[[bytes], None]) -> None:
+        """Drop the sid at once (messages still coming for it are dropped) and ``write`` the
+        UNSUB."""
         if not self._unsubscribed:
             self._conn._sinks.pop(self.sid, None)
             self._close(None)
             if self._conn.is_connected:  # else it is simply not sent again once reconnected
-                self._conn._write(f"UNSUB {self.sid}\r\n".encode())
+                write(f"UNSUB {self.sid}\r\n".encode())
 
 
 class Subscription(_Inbox):
@@ -324,9 +329,16 @@ class Subscription(_Inbox):
         return len(self._queue)
 
     async def unsubscribe(self, max_msgs: int | None = None) -> None:
-        """Stop now, or once ``max_msgs`` messages have arrived in all (counting those so far)."""
+        """Stop now, or once ``max_msgs`` messages have arrived in all (counting those so far).
+
+        Stopped now, its UNSUB goes out with the connection's next write (a PING at the
+        latest), not in a send of its own: a result wait ends with one, and that send was a
+        fifth of an enqueue-to-result round trip's. A queue member's UNSUB goes at once (the
+        server would go on giving it the group's messages, to be dropped here), and so does
+        a pull inbox's (the server would go on delivering to its pull requests).
+        """
         if max_msgs is None or max_msgs <= self.received:
-            await super().unsubscribe()
+            self._forget(self._conn._write if self.queue else self._conn._write_later)
         elif not self._unsubscribed:
             self._max_msgs = max_msgs
             if self._conn.is_connected:  # else the reconnect sends what is left of it
@@ -1039,6 +1051,10 @@ class WireConnection:
         self._pending += data
         self._kick()
 
+    def _write_later(self, data: bytes) -> None:
+        """Add ``data`` to what the next write sends, without waking the writer for it."""
+        self._pending += data
+
     def _kick(self) -> None:
         """Have the writer send what is pending (coalescing what is added until it runs)."""
         if not self._writer_woken:
@@ -1092,6 +1108,8 @@ class WireConnection:
         encode_pub(self._pending, subject, reply, payload, raw_headers)
 
     async def _wait_drained(self) -> None:
+        if self._pending:
+            self._kick()  # what _write_later added has not woken the writer
         while (self._pending or self._writing) and self._error is None:
             if self._drained is None:
                 self._drained = anyio.Event()
