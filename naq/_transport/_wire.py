@@ -1048,7 +1048,7 @@ class WireConnection:
         return None if timeout is None else max(0.0, timeout - (anyio.current_time() - start))
 
     def _write(self, data: bytes) -> None:
-        self._pending += data
+        self._write_later(data)
         self._kick()
 
     def _write_later(self, data: bytes) -> None:
