@@ -73,15 +73,6 @@ def _rounds(measures: Sequence[tuple[str, Measure]]) -> dict[str, tuple[float, .
     return {name: tuple(values) for name, values in runs.items()}
 
 
-def _floors(url: str, size: int) -> dict[str, float]:
-    floors = _run("asyncio", measure_floors, url, size)
-    return {
-        _PUBLISH_FLOOR: floors.publish_awaited,
-        _PIPELINED_FLOOR: floors.publish_pipelined,
-        _FETCH_ACK_FLOOR: floors.fetch_ack,
-    }
-
-
 _PUBLISH_FLOOR = "floor: js.publish awaited"
 _PIPELINED_FLOOR = "floor: js.publish_async pipelined"
 _FETCH_ACK_FLOOR = "floor: pull fetch(256) + ack"
@@ -89,6 +80,15 @@ _ENQUEUE = "naq enqueue awaited (asyncio)"
 _ENQUEUE_TRIO = "naq enqueue awaited (trio)"
 _ENQUEUE_MANY = "naq enqueue_many (asyncio)"
 _ENQUEUE_TASKS = "naq enqueue, 8 tasks (asyncio)"
+
+
+def _floors(url: str, size: int) -> dict[str, float]:
+    floors = _run("asyncio", measure_floors, url, size)
+    return {
+        _PUBLISH_FLOOR: floors.publish_awaited,
+        _PIPELINED_FLOOR: floors.publish_pipelined,
+        _FETCH_ACK_FLOOR: floors.fetch_ack,
+    }
 
 
 def _sync_name(threads: int) -> str:
